@@ -1,0 +1,86 @@
+// Package connectors defines what an upstream identity source gives Garde:
+// an Identity that says who the person is and how they authenticated. Each
+// connector lives in its own sub-package and implements only the capability
+// interfaces it can honour (PasswordConnector today; redirect- and
+// certificate-based connectors later). Connectors know nothing of tokens,
+// applications or policies.
+package connectors
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/garde-sso/garde/internal/assurance"
+)
+
+// Identity is what a connector returns after a successful authentication.
+//
+// Unlike Dex's Identity it carries how the person authenticated (AMR,
+// Assurance, AuthTime): that is what lets Garde pass an upstream level of
+// assurance on to applications and step up only what is missing.
+type Identity struct {
+	// Connector is the configured id of the connector that authenticated
+	// the person (e.g. "ad", "static").
+	Connector string `json:"connector"`
+	// Subject is stable and unique within the connector (for AD the
+	// objectGUID, else the entry DN; for the static directory the username).
+	Subject string `json:"subject"`
+	// Username is the login name the person typed or the directory holds.
+	Username string `json:"username,omitempty"`
+	// NationalID is the idNat_PS (e.g. "8" + RPPS) when the source knows it.
+	NationalID string `json:"national_id,omitempty"`
+	// NationalIDType is "rpps", "adeli", "structure" or "" (see
+	// NationalIDTypeOf).
+	NationalIDType string   `json:"national_id_type,omitempty"`
+	GivenName      string   `json:"given_name,omitempty"`
+	FamilyName     string   `json:"family_name,omitempty"`
+	DisplayName    string   `json:"name,omitempty"`
+	Email          string   `json:"email,omitempty"`
+	Groups         []string `json:"groups,omitempty"`
+	// AMR lists the RFC 8176 methods this authentication used.
+	AMR []string `json:"amr"`
+	// Assurance is the eIDAS level these factors reach on their own.
+	Assurance assurance.Level `json:"assurance"`
+	// AuthTime is when the person proved the factors.
+	AuthTime time.Time `json:"auth_time"`
+}
+
+// PasswordConnector checks a username and password.
+type PasswordConnector interface {
+	// Login returns the person's identity, or one of the errors below
+	// (wrapped, so use errors.Is). Implementations must not let a caller
+	// tell an unknown account from a wrong password: both are
+	// ErrInvalidCredentials, in the same time as far as practical.
+	Login(ctx context.Context, username, password string) (Identity, error)
+}
+
+// Errors a connector returns; the sign-in flow maps each to a message a
+// person can read. Only ErrInvalidCredentials counts towards throttling as a
+// guessed password.
+var (
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	ErrAccountDisabled    = errors.New("account disabled")
+	ErrAccountLocked      = errors.New("account locked")
+	ErrAccountExpired     = errors.New("account expired")
+	ErrPasswordExpired    = errors.New("password expired or must be changed")
+	ErrUnavailable        = errors.New("identity source unavailable")
+)
+
+// NationalIDTypeOf classifies an idNat_PS by its first character: 8 + RPPS,
+// 0 + ADELI, 3/4/5/6 + structure id "/" local id. Test identities that fit
+// none of these (e.g. "ANS20231122132732") are "other".
+func NationalIDTypeOf(idNat string) string {
+	if idNat == "" {
+		return ""
+	}
+	switch idNat[0] {
+	case '8':
+		return "rpps"
+	case '0':
+		return "adeli"
+	case '3', '4', '5', '6':
+		return "structure"
+	}
+	return "other"
+}
