@@ -1,0 +1,161 @@
+// Package audit records security events in the durable store.
+//
+// Events are queued and written in batches by one goroutine, so a sign-in or
+// a token request pays for a channel send, not for a database transaction.
+// The queue is bounded: when the store falls behind, callers wait rather
+// than lose events. Close flushes what is queued.
+//
+// Event types and fields are a documented, stable schema (docs/audit.md).
+package audit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/garde-sso/garde/broker/store"
+)
+
+// Event types. Stable: documented in docs/audit.md.
+const (
+	SignInSuccess  = "signin.success"
+	SignInFailure  = "signin.failure"
+	TokenIssued    = "token.issued"
+	TokenRefreshed = "token.refreshed"
+	TokenRevoked   = "token.revoked"
+	TokenReuse     = "token.reuse_detected"
+	TokenFailure   = "token.failure"
+	Logout         = "logout"
+	KeyRotated     = "key.rotated"
+	ConfigLoaded   = "config.loaded"
+)
+
+// Outcomes.
+const (
+	Success = "success"
+	Failure = "failure"
+)
+
+// Recorder queues events for the durable store.
+type Recorder struct {
+	log    store.AuditLog
+	logger *slog.Logger
+	now    func() time.Time
+	queue  chan item
+	done   chan struct{}
+	once   sync.Once
+}
+
+// item is an event, or a flush marker the writer acknowledges once
+// everything queued before it is written.
+type item struct {
+	event   store.AuditEvent
+	flushed chan struct{}
+}
+
+// New starts a Recorder writing to log. queue bounds the events held in
+// memory (default 4096).
+func New(log store.AuditLog, logger *slog.Logger, clock func() time.Time, queue int) *Recorder {
+	if queue <= 0 {
+		queue = 4096
+	}
+	if clock == nil {
+		clock = time.Now
+	}
+	r := &Recorder{log: log, logger: logger, now: clock, queue: make(chan item, queue), done: make(chan struct{})}
+	go r.run()
+	return r
+}
+
+// Record queues an event, stamping its time when unset. It blocks only when
+// the queue is full.
+func (r *Recorder) Record(e store.AuditEvent) {
+	if e.Time.IsZero() {
+		e.Time = r.now()
+	}
+	e.Time = e.Time.UTC()
+	r.queue <- item{event: e}
+}
+
+func (r *Recorder) run() {
+	defer close(r.done)
+	batch := make([]store.AuditEvent, 0, 256)
+	var waiting []chan struct{}
+	for it := range r.queue {
+		batch, waiting = batch[:0], waiting[:0]
+		add := func(it item) {
+			if it.flushed != nil {
+				waiting = append(waiting, it.flushed)
+				return
+			}
+			batch = append(batch, it.event)
+		}
+		add(it)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case it, ok := <-r.queue:
+				if !ok {
+					break drain
+				}
+				add(it)
+			default:
+				break drain
+			}
+		}
+		if len(batch) > 0 {
+			r.write(batch)
+		}
+		for _, c := range waiting {
+			close(c)
+		}
+	}
+}
+
+// write retries a failing store with backoff: events are not dropped
+// because the database blinked.
+func (r *Recorder) write(batch []store.AuditEvent) {
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := r.log.AppendAuditEvents(ctx, batch)
+		cancel()
+		if err == nil {
+			return
+		}
+		r.logger.Error("audit: writing events failed; retrying", "events", len(batch), "attempt", attempt, "err", err)
+		time.Sleep(backoff)
+		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// Flush waits until every event recorded before the call is written.
+func (r *Recorder) Flush(ctx context.Context) error {
+	c := make(chan struct{})
+	select {
+	case r.queue <- item{flushed: c}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting events and waits until the queued ones are written
+// or ctx ends. Record must not be called after Close.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.once.Do(func() { close(r.queue) })
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,465 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/garde-sso/garde/broker/audit"
+	"github.com/garde-sso/garde/broker/clientaddr"
+	"github.com/garde-sso/garde/broker/session"
+	"github.com/garde-sso/garde/broker/store"
+	"github.com/garde-sso/garde/broker/throttle"
+	"github.com/garde-sso/garde/connectors"
+	"github.com/garde-sso/garde/policies"
+	"github.com/garde-sso/garde/web"
+)
+
+// Cookie base names (the web.CookiePolicy adds the __Host- prefix).
+const (
+	CookieSession = "garde_session"
+	CookieBinding = "garde_b"
+)
+
+// PasswordSource is a password connector with its configured id.
+type PasswordSource struct {
+	ID        string
+	Name      string
+	Connector connectors.PasswordConnector
+}
+
+// Options configure an Engine.
+type Options struct {
+	Ephemeral store.Ephemeral
+	Sessions  *session.Manager
+	Passwords []PasswordSource
+	Throttle  *throttle.Limiter
+	Audit     *audit.Recorder
+	Pages     *web.Renderer
+	CSRF      *web.CSRF
+	Cookies   web.CookiePolicy
+	// MACKey authenticates flow hops (32 random bytes, shared by replicas).
+	MACKey []byte
+	// FlowLifetime bounds how long a person has to sign in (default 10m).
+	FlowLifetime time.Duration
+	// LoginPath is where the login page is served ("/login").
+	LoginPath string
+	// ResumePaths maps a protocol to its front-end's resume endpoint.
+	ResumePaths map[string]string
+	Clock       func() time.Time
+	Logger      *slog.Logger
+}
+
+// Engine runs sign-in flows.
+type Engine struct {
+	eph         store.Ephemeral
+	sessions    *session.Manager
+	passwords   []PasswordSource
+	throttle    *throttle.Limiter
+	audit       *audit.Recorder
+	pages       *web.Renderer
+	csrf        *web.CSRF
+	cookies     web.CookiePolicy
+	macKey      []byte
+	flowTTL     time.Duration
+	loginPath   string
+	resumePaths map[string]string
+	now         func() time.Time
+	log         *slog.Logger
+}
+
+// New returns an Engine.
+func New(o Options) *Engine {
+	e := &Engine{
+		eph: o.Ephemeral, sessions: o.Sessions, passwords: o.Passwords,
+		throttle: o.Throttle, audit: o.Audit, pages: o.Pages, csrf: o.CSRF,
+		cookies: o.Cookies, macKey: o.MACKey, flowTTL: o.FlowLifetime,
+		loginPath: o.LoginPath, resumePaths: o.ResumePaths, now: o.Clock, log: o.Logger,
+	}
+	if e.flowTTL <= 0 {
+		e.flowTTL = 10 * time.Minute
+	}
+	if e.loginPath == "" {
+		e.loginPath = "/login"
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	return e
+}
+
+// Result is the flow's answer to a sign-in request.
+type Result struct {
+	// Session is set when the request can be answered now.
+	Session *session.Session
+	// Redirect is set when the browser must go to the login page.
+	Redirect string
+}
+
+// Subject is the stable `sub` of a person authenticated by a connector.
+func Subject(id connectors.Identity) string {
+	return id.Connector + ":" + id.Subject
+}
+
+// binding returns this browser's binding secret, creating the cookie if
+// needed.
+func (e *Engine) binding(w http.ResponseWriter, r *http.Request) string {
+	if v, ok := e.cookies.Get(r, CookieBinding); ok && len(v) >= 32 {
+		return v
+	}
+	v := randomID(32)
+	// A session cookie (no Max-Age): it dies with the browser session, as
+	// on a shared workstation it should.
+	e.cookies.Set(w, CookieBinding, v, 0, http.SameSiteLaxMode)
+	return v
+}
+
+// currentSession returns the SSO session of the browser's cookie, if any.
+func (e *Engine) currentSession(ctx context.Context, r *http.Request) (*session.Session, string) {
+	secret, ok := e.cookies.Get(r, CookieSession)
+	if !ok {
+		return nil, ""
+	}
+	s, err := e.sessions.Get(ctx, secret)
+	if err != nil {
+		if !errors.Is(err, session.ErrNoSession) {
+			e.log.Error("flow: reading SSO session failed", "err", err)
+		}
+		return nil, ""
+	}
+	return s, secret
+}
+
+// suffices reports whether an SSO session can answer req without a new
+// authentication.
+func (e *Engine) suffices(s *session.Session, req Request) bool {
+	if req.ForceLogin {
+		return false
+	}
+	if req.MaxAge >= 0 && e.now().Sub(s.AuthTime) > req.MaxAge {
+		return false
+	}
+	return true
+}
+
+// Authorize answers a validated sign-in request: from the SSO session when
+// it suffices, else by starting a flow and pointing to the login page.
+func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) (Result, error) {
+	ctx := r.Context()
+	if req.RequestedAt.IsZero() {
+		req.RequestedAt = e.now().UTC()
+	}
+	if s, secret := e.currentSession(ctx, r); s != nil && e.suffices(s, req) {
+		if err := e.grant(ctx, r, s, secret, req); err != nil {
+			return Result{}, err
+		}
+		return Result{Session: s}, nil
+	}
+	if req.Passive {
+		return Result{}, ErrLoginRequired
+	}
+	rec := &record{
+		ID:        randomID(24),
+		Binding:   hashBinding(e.binding(w, r)),
+		State:     stateCredentials,
+		Request:   req,
+		CreatedAt: e.now().UTC(),
+	}
+	if err := e.saveFlow(ctx, rec); err != nil {
+		return Result{}, err
+	}
+	q := url.Values{"flow": {rec.ID}}
+	return Result{Redirect: e.loginPath + "?" + q.Encode()}, nil
+}
+
+// grant is the one place where a session is handed to an application:
+// policy is decided here for every path that issues tokens.
+func (e *Engine) grant(ctx context.Context, r *http.Request, s *session.Session, secret string, req Request) error {
+	d := policies.Decide(policies.Input{
+		App:        req.App,
+		Subject:    s.Subject,
+		Groups:     s.Identity.Groups,
+		AMR:        s.AMR,
+		Level:      s.Level,
+		Requested:  req.Requested,
+		AuthTime:   s.AuthTime,
+		Now:        e.now(),
+		ClientAddr: clientaddr.From(r).String(),
+	})
+	if d.Outcome != policies.Allow {
+		e.audit.Record(store.AuditEvent{
+			Type: audit.SignInFailure, Person: s.Subject, App: req.App, ClientAddr: clientaddr.From(r).String(),
+			Outcome: audit.Failure, Reason: "policy_" + d.Reason, SessionID: s.ID,
+		})
+		return errors.Join(ErrAccessDenied, errors.New(d.Reason))
+	}
+	return e.sessions.Touch(ctx, secret, s, req.App)
+}
+
+// Resume completes an authenticated flow for its front-end: it checks the
+// hop's MAC and the browser binding, takes the flow (once), and re-checks
+// that the session it authenticated is still this browser's session.
+func (e *Engine) Resume(w http.ResponseWriter, r *http.Request) (Request, *session.Session, error) {
+	ctx := r.Context()
+	id := r.URL.Query().Get("flow")
+	if !e.checkMAC(id, stepComplete, r.URL.Query().Get("step")) {
+		return Request{}, nil, ErrBadStep
+	}
+	binding, _ := e.cookies.Get(r, CookieBinding)
+	rec, _, err := e.loadFlow(ctx, id, binding)
+	if err != nil {
+		return Request{}, nil, err
+	}
+	if rec.State != stateAuthenticated {
+		return Request{}, nil, ErrBadStep
+	}
+	// Take, not Get: of two resumes of one flow exactly one proceeds.
+	if _, err := e.eph.Take(ctx, flowKey(id)); err != nil {
+		return Request{}, nil, errors.Join(ErrFlowNotFound, err)
+	}
+	s, secret := e.currentSession(ctx, r)
+	if s == nil || s.ID != rec.SessionID {
+		return Request{}, nil, ErrFlowNotFound
+	}
+	if err := e.grant(ctx, r, s, secret, rec.Request); err != nil {
+		// The request goes back with the refusal, so the front-end can
+		// answer the application with its protocol's error.
+		return rec.Request, nil, err
+	}
+	return rec.Request, s, nil
+}
+
+// ServeLogin serves the login page (GET) and checks credentials (POST).
+func (e *Engine) ServeLogin(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		e.showLogin(w, r)
+	case http.MethodPost:
+		e.postLogin(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		e.errorPage(w, r, http.StatusMethodNotAllowed, "invalid_request", nil)
+	}
+}
+
+func (e *Engine) showLogin(w http.ResponseWriter, r *http.Request) {
+	binding, _ := e.cookies.Get(r, CookieBinding)
+	id := r.URL.Query().Get("flow")
+	rec, _, err := e.loadFlow(r.Context(), id, binding)
+	if err != nil || rec.State != stateCredentials {
+		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", err)
+		return
+	}
+	e.renderLogin(w, r, http.StatusOK, rec, binding, rec.Request.LoginHint, "")
+}
+
+func (e *Engine) renderLogin(w http.ResponseWriter, r *http.Request, status int, rec *record, binding, username, msgKey string) {
+	e.pages.Render(w, r, status, "login", web.LoginPage{
+		App:       rec.Request.AppName,
+		FlowID:    rec.ID,
+		StepToken: e.mac(rec.ID, stepCredentials),
+		CSRFToken: e.csrf.Token(binding, "login:"+rec.ID),
+		Username:  username,
+		Error:     msgKey,
+		Action:    e.loginPath,
+	})
+}
+
+// loginErrorKeys maps connector errors to messages. Unknown account and
+// wrong password are the same message: no user enumeration.
+func loginErrorKey(err error) (key, reason string) {
+	switch {
+	case errors.Is(err, throttle.ErrThrottled):
+		return "throttled", "throttled"
+	case errors.Is(err, connectors.ErrAccountDisabled):
+		return "account_disabled", "account_disabled"
+	case errors.Is(err, connectors.ErrAccountLocked):
+		return "account_locked", "account_locked"
+	case errors.Is(err, connectors.ErrAccountExpired):
+		return "account_expired", "account_expired"
+	case errors.Is(err, connectors.ErrPasswordExpired):
+		return "password_expired", "password_expired"
+	case errors.Is(err, connectors.ErrUnavailable):
+		return "directory_unavailable", "directory_unavailable"
+	}
+	return "invalid_credentials", "invalid_credentials"
+}
+
+func (e *Engine) postLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		e.errorPage(w, r, http.StatusBadRequest, "invalid_request", err)
+		return
+	}
+	binding, _ := e.cookies.Get(r, CookieBinding)
+	id := r.PostForm.Get("flow_id")
+	if !e.checkMAC(id, stepCredentials, r.PostForm.Get("step")) {
+		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", ErrBadStep)
+		return
+	}
+	rec, raw, err := e.loadFlow(ctx, id, binding)
+	if err != nil || rec.State != stateCredentials {
+		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", err)
+		return
+	}
+	if !e.csrf.Verify(binding, "login:"+rec.ID, r.PostForm.Get("csrf_token")) {
+		e.errorPage(w, r, http.StatusForbidden, "csrf_failed", nil)
+		return
+	}
+	username := strings.TrimSpace(r.PostForm.Get("username"))
+	password := r.PostForm.Get("password")
+	addr := clientaddr.From(r).String()
+	if username == "" || password == "" {
+		e.renderLogin(w, r, http.StatusUnauthorized, rec, binding, username, "invalid_credentials")
+		return
+	}
+
+	id2, source, err := e.checkPassword(ctx, username, password, addr)
+	if err != nil {
+		key, reason := loginErrorKey(err)
+		e.audit.Record(store.AuditEvent{
+			Type: audit.SignInFailure, App: rec.Request.App, ClientAddr: addr,
+			Outcome: audit.Failure, Reason: reason, Details: map[string]string{"method": "password", "connector": source},
+		})
+		status := http.StatusUnauthorized
+		switch key {
+		case "throttled":
+			status = http.StatusTooManyRequests
+		case "directory_unavailable":
+			status = http.StatusServiceUnavailable
+		}
+		if !errors.Is(err, connectors.ErrInvalidCredentials) && key != "throttled" {
+			e.log.Warn("sign-in refused", "reason", reason, "app", rec.Request.App, "addr", addr, "err", err)
+		}
+		e.renderLogin(w, r, status, rec, binding, username, key)
+		return
+	}
+
+	s, err := e.openSession(ctx, w, r, id2)
+	if err != nil {
+		e.errorPage(w, r, http.StatusInternalServerError, "server_error", err)
+		return
+	}
+	e.audit.Record(store.AuditEvent{
+		Type: audit.SignInSuccess, Person: s.Subject, App: rec.Request.App, ClientAddr: addr,
+		Outcome: audit.Success, SessionID: s.ID,
+		Details: map[string]string{"method": "password", "connector": source, "acr": s.Level.ACR(), "amr": strings.Join(s.AMR, " ")},
+	})
+
+	rec.State = stateAuthenticated
+	rec.SessionID = s.ID
+	next, err := json.Marshal(rec)
+	if err == nil {
+		var ok bool
+		ok, err = e.eph.CompareAndSwap(ctx, flowKey(rec.ID), raw, next)
+		if err == nil && !ok {
+			err = ErrFlowNotFound
+		}
+	}
+	if err != nil {
+		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", err)
+		return
+	}
+	resume, ok := e.resumePaths[rec.Request.Protocol]
+	if !ok {
+		e.errorPage(w, r, http.StatusInternalServerError, "server_error", errors.New("no resume path for protocol "+rec.Request.Protocol))
+		return
+	}
+	q := url.Values{"flow": {rec.ID}, "step": {e.mac(rec.ID, stepComplete)}}
+	http.Redirect(w, r, resume+"?"+q.Encode(), http.StatusSeeOther)
+}
+
+// checkPassword tries the password connectors in order. An unknown account
+// in one may exist in the next (the static break-glass directory after AD);
+// any other answer stops the search.
+func (e *Engine) checkPassword(ctx context.Context, username, password, addr string) (connectors.Identity, string, error) {
+	if err := e.throttle.Check(ctx, username, addr); err != nil {
+		return connectors.Identity{}, "", err
+	}
+	var unavailable error
+	for _, src := range e.passwords {
+		id, err := src.Connector.Login(ctx, username, password)
+		switch {
+		case err == nil:
+			if id.Connector == "" {
+				id.Connector = src.ID
+			}
+			if terr := e.throttle.Success(ctx, username); terr != nil {
+				e.log.Error("clearing attempt counter failed", "err", terr)
+			}
+			return id, src.ID, nil
+		case errors.Is(err, connectors.ErrInvalidCredentials):
+			continue
+		case errors.Is(err, connectors.ErrUnavailable):
+			unavailable = err
+			continue
+		default:
+			return connectors.Identity{}, src.ID, err
+		}
+	}
+	if unavailable != nil {
+		return connectors.Identity{}, "", unavailable
+	}
+	if err := e.throttle.Failure(ctx, username, addr); err != nil {
+		e.log.Error("counting failed attempt failed", "err", err)
+	}
+	return connectors.Identity{}, "", connectors.ErrInvalidCredentials
+}
+
+// openSession gives the browser a session for id. If the browser already
+// has a session of the same person, it is renewed in place; a different
+// person (the next user of a shared workstation) gets a new session and the
+// previous one ends, so nothing of the previous user leaks.
+func (e *Engine) openSession(ctx context.Context, w http.ResponseWriter, r *http.Request, id connectors.Identity) (*session.Session, error) {
+	if id.AuthTime.IsZero() {
+		id.AuthTime = e.now()
+	}
+	sub := Subject(id)
+	if s, secret := e.currentSession(ctx, r); s != nil {
+		if s.Subject == sub {
+			if err := e.sessions.Elevate(ctx, secret, s, id); err != nil {
+				return nil, err
+			}
+			return s, nil
+		}
+		if _, err := e.sessions.End(ctx, secret); err != nil && !errors.Is(err, session.ErrNoSession) {
+			return nil, err
+		}
+		e.audit.Record(store.AuditEvent{Type: audit.Logout, Person: s.Subject, Outcome: audit.Success, SessionID: s.ID,
+			ClientAddr: clientaddr.From(r).String(), Details: map[string]string{"how": "replaced_by_other_user"}})
+	}
+	s, secret, err := e.sessions.Create(ctx, sub, id)
+	if err != nil {
+		return nil, err
+	}
+	e.cookies.Set(w, CookieSession, secret, 0, http.SameSiteLaxMode)
+	return s, nil
+}
+
+// errorPage shows a readable page with a reference id that is also logged.
+func (e *Engine) errorPage(w http.ResponseWriter, r *http.Request, status int, key string, err error) {
+	ErrorPage(e.pages, e.log, w, r, status, key, err)
+}
+
+// ErrorPage renders an error for a person: a translated message and a
+// reference id; the detail goes to the log only.
+func ErrorPage(pages *web.Renderer, log *slog.Logger, w http.ResponseWriter, r *http.Request, status int, key string, err error) {
+	ref := randomID(6)
+	if err != nil {
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		log.Log(r.Context(), level, "request failed", "ref", ref, "status", status, "message", key, "path", r.URL.Path, "err", err)
+	}
+	pages.Render(w, r, status, "error", web.ErrorPage{MessageKey: key, Ref: ref})
+}
