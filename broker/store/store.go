@@ -50,7 +50,8 @@ type Ephemeral interface {
 	Delete(ctx context.Context, keys ...string) error
 	// Incr adds one to the counter under key and returns the new value. A
 	// counter that did not exist starts at 1 and expires after window; later
-	// increments do not extend it (fixed window).
+	// increments do not extend it (fixed window). Get on a counter key
+	// returns its value as decimal text (as Redis does).
 	Incr(ctx context.Context, key string, window time.Duration) (int64, error)
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
