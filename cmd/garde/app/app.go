@@ -1,0 +1,385 @@
+// Package app wires Garde from its configuration: stores, keys,
+// connectors, the sign-in flow, the OpenID Connect provider and the HTTP
+// handlers. It is the only place that knows every other package; the
+// binary's main and the end-to-end tests both build Garde through it.
+package app
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/garde-sso/garde/broker/audit"
+	"github.com/garde-sso/garde/broker/flow"
+	"github.com/garde-sso/garde/broker/keys"
+	"github.com/garde-sso/garde/broker/oidc"
+	"github.com/garde-sso/garde/broker/session"
+	"github.com/garde-sso/garde/broker/store"
+	"github.com/garde-sso/garde/broker/store/memory"
+	"github.com/garde-sso/garde/broker/store/postgres"
+	redisstore "github.com/garde-sso/garde/broker/store/redis"
+	"github.com/garde-sso/garde/broker/store/sqlite"
+	"github.com/garde-sso/garde/broker/throttle"
+	"github.com/garde-sso/garde/cmd/garde/config"
+	"github.com/garde-sso/garde/connectors/ldap"
+	"github.com/garde-sso/garde/connectors/static"
+	"github.com/garde-sso/garde/web"
+)
+
+// App is a wired Garde.
+type App struct {
+	// Handler serves every public endpoint.
+	Handler http.Handler
+	// Metrics serves /metrics, for the separate metrics listener.
+	Metrics http.Handler
+
+	Config    *config.Config
+	Durable   store.Durable
+	Ephemeral store.Ephemeral
+	Keys      *keys.Manager
+	Audit     *audit.Recorder
+
+	logger  *slog.Logger
+	cancel  context.CancelFunc
+	closers []func(context.Context) error
+}
+
+// Options are the parts a caller may supply instead of the defaults.
+type Options struct {
+	Logger *slog.Logger
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+	// Getenv reads the master key variable; default os.Getenv.
+	Getenv func(string) string
+	// BaseDir resolves relative paths in the configuration (SQLite file,
+	// master key file); default the working directory.
+	BaseDir string
+}
+
+// Build wires Garde. Close releases what it opened.
+func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	a := &App{Config: cfg, logger: o.Logger}
+	defer func() {
+		if err != nil {
+			_ = a.Close(context.Background())
+		}
+	}()
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+
+	master, err := loadMasterKey(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	if a.Durable, err = openDurable(ctx, cfg, o); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func(context.Context) error { return a.Durable.Close() })
+	if a.Ephemeral, err = openEphemeral(ctx, cfg); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func(context.Context) error { return a.Ephemeral.Close() })
+
+	a.Audit = audit.New(a.Durable, o.Logger, o.Clock, 0)
+	// Registered before the stores' closers run (closers run in reverse):
+	// queued events are written before the database closes.
+	a.closers = append(a.closers, a.Audit.Close)
+
+	longest := max(cfg.Tokens.AccessTokenLifetime, cfg.Tokens.IDTokenLifetime)
+	for _, c := range cfg.Clients {
+		longest = max(longest, c.AccessTokenLifetime)
+	}
+	a.Keys, err = keys.New(ctx, keys.Options{
+		Store:               a.Durable,
+		MasterKey:           master,
+		Algs:                cfg.Keys.Algorithms,
+		RotationPeriod:      cfg.Keys.RotationPeriod,
+		RetainAfterRotation: longest + time.Minute,
+		Clock:               o.Clock,
+		Logger:              o.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	go func() {
+		if err := a.Keys.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			o.Logger.Error("key rotation loop stopped", "err", err)
+		}
+	}()
+
+	passwords, err := openConnectors(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range passwords {
+		if c, ok := p.Connector.(interface{ Close() }); ok {
+			a.closers = append(a.closers, func(context.Context) error { c.Close(); return nil })
+		}
+	}
+
+	pages, err := web.NewRenderer(web.WithLogger(o.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("web templates: %w", err)
+	}
+	issuer, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	// Cookies are Secure and __Host- prefixed whenever the issuer is https.
+	// Only the plain-HTTP loopback demo runs without: browsers drop Secure
+	// cookies on http, and the configuration refuses http elsewhere.
+	cookies := web.CookiePolicy{Secure: issuer.Scheme == "https"}
+	csrf := web.NewCSRF(derive(master, "garde csrf"))
+	sessions := session.NewManager(a.Ephemeral, cfg.Sessions.Lifetime, cfg.Sessions.IdleTimeout, o.Clock)
+	limiter := throttle.New(a.Ephemeral, cfg.Throttle.AccountFailures, cfg.Throttle.AddressFailures, cfg.Throttle.Window)
+
+	engine := flow.New(flow.Options{
+		Ephemeral:   a.Ephemeral,
+		Sessions:    sessions,
+		Passwords:   passwords,
+		Throttle:    limiter,
+		Audit:       a.Audit,
+		Pages:       pages,
+		CSRF:        csrf,
+		Cookies:     cookies,
+		MACKey:      derive(master, "garde flow mac"),
+		LoginPath:   "/login",
+		ResumePaths: map[string]string{"oidc": oidc.PathResume},
+		Clock:       o.Clock,
+		Logger:      o.Logger,
+	})
+
+	clients, err := buildClients(cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	storage := oidc.NewStorage(oidc.StorageOptions{
+		Clients:         clients,
+		Ephemeral:       a.Ephemeral,
+		RefreshTokens:   a.Durable,
+		Clock:           o.Clock,
+		CodeLifetime:    cfg.Tokens.AuthorizationCodeLifetime,
+		AccessLifetime:  longest,
+		RefreshLifetime: cfg.Tokens.RefreshTokenLifetime,
+	})
+	provider, err := oidc.New(oidc.Options{
+		Issuer:               cfg.Issuer,
+		Storage:              storage,
+		Keys:                 a.Keys,
+		Flow:                 engine,
+		Sessions:             sessions,
+		RefreshTokens:        a.Durable,
+		Audit:                a.Audit,
+		Pages:                pages,
+		CSRF:                 csrf,
+		Cookies:              cookies,
+		GlobalSecret:         derive(master, "garde token hmac"),
+		AccessTokenLifetime:  cfg.Tokens.AccessTokenLifetime,
+		IDTokenLifetime:      cfg.Tokens.IDTokenLifetime,
+		RefreshTokenLifetime: cfg.Tokens.RefreshTokenLifetime,
+		CodeLifetime:         cfg.Tokens.AuthorizationCodeLifetime,
+		HTTPClient:           &http.Client{Timeout: 10 * time.Second},
+		Logger:               o.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	metrics := newMetrics()
+	a.Metrics = metrics.handler()
+	a.Handler = a.routes(provider, engine, pages, clients, cfg, metrics, passwords)
+	return a, nil
+}
+
+// Close stops background work and releases stores and connections.
+func (a *App) Close(ctx context.Context) error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+// derive gives each use of the master key its own key, so that no two
+// mechanisms (token HMAC, flow MACs, CSRF) share one.
+func derive(master []byte, label string) []byte {
+	k, err := hkdf.Key(sha256.New, master, nil, label, 32)
+	if err != nil {
+		panic(err) // only for lengths HKDF cannot produce; 32 is fine
+	}
+	return k
+}
+
+func resolve(base, path string) string {
+	if path == "" || filepath.IsAbs(path) || base == "" {
+		return path
+	}
+	return filepath.Join(base, path)
+}
+
+func loadMasterKey(cfg *config.Config, o Options) ([]byte, error) {
+	mk := cfg.MasterKey
+	file := resolve(o.BaseDir, mk.File)
+	if file != "" && mk.GenerateIfMissing {
+		if err := keys.GenerateMasterKeyFile(file); err != nil {
+			return nil, err
+		}
+	}
+	env := ""
+	if mk.Env != "" {
+		env = o.Getenv(mk.Env)
+		if env == "" {
+			return nil, fmt.Errorf("master key: environment variable %s is not set (32 random bytes, e.g. `openssl rand -base64 32`)", mk.Env)
+		}
+	}
+	return keys.LoadMasterKey(env, file)
+}
+
+func openDurable(ctx context.Context, cfg *config.Config, o Options) (store.Durable, error) {
+	switch cfg.Storage.Durable.Driver {
+	case "postgres":
+		s, err := postgres.Open(ctx, cfg.Storage.Durable.PostgresDSN.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("durable store (postgres): %w", err)
+		}
+		return s, nil
+	default:
+		s, err := sqlite.Open(ctx, resolve(o.BaseDir, cfg.Storage.Durable.SQLitePath))
+		if err != nil {
+			return nil, fmt.Errorf("durable store (sqlite): %w", err)
+		}
+		return s, nil
+	}
+}
+
+func openEphemeral(ctx context.Context, cfg *config.Config) (store.Ephemeral, error) {
+	e := cfg.Storage.Ephemeral
+	if e.Driver != "redis" || e.Redis == nil {
+		return memory.New(nil), nil
+	}
+	opts := redisstore.Options{
+		Addrs:      e.Redis.Addrs,
+		MasterName: e.Redis.MasterName,
+		Username:   e.Redis.Username,
+		Password:   e.Redis.Password.Reveal(),
+		DB:         e.Redis.DB,
+		KeyPrefix:  e.Redis.KeyPrefix,
+	}
+	if e.Redis.TLS {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if e.Redis.CAFile != "" {
+			pool, err := loadCAs(e.Redis.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("redis ca_file: %w", err)
+			}
+			tc.RootCAs = pool
+		}
+		opts.TLS = tc
+	}
+	s, err := redisstore.Open(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("ephemeral store (redis): %w", err)
+	}
+	return s, nil
+}
+
+func loadCAs(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+func openConnectors(cfg *config.Config, o Options) ([]flow.PasswordSource, error) {
+	var out []flow.PasswordSource
+	for _, c := range cfg.Connectors {
+		switch c.Type {
+		case "ldap":
+			l := c.LDAP
+			lc := ldap.Config{
+				ConnectorID:          c.ID,
+				URLs:                 l.URLs,
+				StartTLS:             l.StartTLS,
+				InsecureNoTLS:        l.InsecureNoTLS,
+				ServerName:           l.ServerName,
+				BindDN:               l.BindDN,
+				BindPassword:         l.BindPassword.Reveal(),
+				BaseDN:               l.BaseDN,
+				UserFilter:           l.UserFilter,
+				IDAttribute:          l.Attributes.ID,
+				UsernameAttribute:    l.Attributes.Username,
+				EmailAttribute:       l.Attributes.Email,
+				GivenNameAttribute:   l.Attributes.GivenName,
+				FamilyNameAttribute:  l.Attributes.FamilyName,
+				DisplayNameAttribute: l.Attributes.DisplayName,
+				NationalIDAttribute:  l.Attributes.NationalID,
+				MemberOfAttribute:    l.Attributes.MemberOf,
+				GroupBaseDN:          l.GroupBaseDN,
+				NestedGroups:         l.NestedGroups,
+				GroupNameAttribute:   l.Attributes.GroupName,
+				Timeout:              l.Timeout,
+				PoolSize:             l.PoolSize,
+				Now:                  o.Clock,
+			}
+			if l.CAFile != "" {
+				pool, err := loadCAs(resolve(o.BaseDir, l.CAFile))
+				if err != nil {
+					return nil, fmt.Errorf("connector %s: ca_file: %w", c.ID, err)
+				}
+				lc.RootCAs = pool
+			}
+			conn, err := ldap.Open(lc, o.Logger.With("connector", c.ID))
+			if err != nil {
+				return nil, fmt.Errorf("connector %s: %w", c.ID, err)
+			}
+			out = append(out, flow.PasswordSource{ID: c.ID, Name: c.Name, Connector: conn})
+		case "static":
+			people := make([]static.Person, 0, len(c.Static.People))
+			for _, p := range c.Static.People {
+				people = append(people, static.Person{
+					Username: p.Username, PasswordHash: p.PasswordHash, GivenName: p.GivenName,
+					FamilyName: p.FamilyName, DisplayName: p.DisplayName, Email: p.Email,
+					NationalID: p.NationalID, Groups: p.Groups,
+				})
+			}
+			conn, err := static.New(c.ID, people)
+			if err != nil {
+				return nil, fmt.Errorf("connector %s: %w", c.ID, err)
+			}
+			out = append(out, flow.PasswordSource{ID: c.ID, Name: c.Name, Connector: conn})
+		default:
+			return nil, fmt.Errorf("connector %s: unknown type %q", c.ID, c.Type)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,74 @@
+package app
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/garde-sso/garde/broker/oidc"
+)
+
+// metrics are Garde's Prometheus metrics, on their own registry (served
+// on a separate listener, never on the public one).
+type metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "garde_http_requests_total", Help: "HTTP requests by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "garde_http_request_duration_seconds", Help: "HTTP request latency by endpoint.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"endpoint"}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// endpoints bounds the label values to known paths.
+var endpoints = map[string]string{
+	oidc.PathDiscovery: "discovery", oidc.PathJWKS: "jwks", oidc.PathAuthorize: "authorize",
+	oidc.PathResume: "resume", oidc.PathToken: "token", oidc.PathUserinfo: "userinfo",
+	oidc.PathIntrospect: "introspect", oidc.PathRevoke: "revoke", oidc.PathEndSession: "end_session",
+	oidc.PathPAR: "par", "/login": "login", "/healthz": "healthz", "/readyz": "readyz",
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (m *metrics) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := endpoints[r.URL.Path]
+		if !ok {
+			name = "other"
+		}
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		m.requests.WithLabelValues(name, strconv.Itoa(rec.code)).Inc()
+		m.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	})
+}
