@@ -3,8 +3,8 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 
 	"github.com/garde-sso/garde/connectors/static"
 )

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ory/fosite"
+
 	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/clientaddr"
 	"github.com/garde-sso/garde/broker/session"
@@ -459,7 +461,24 @@ func ErrorPage(pages *web.Renderer, log *slog.Logger, w http.ResponseWriter, r *
 		if status >= 500 {
 			level = slog.LevelError
 		}
-		log.Log(r.Context(), level, "request failed", "ref", ref, "status", status, "message", key, "path", r.URL.Path, "err", err)
+		log.Log(r.Context(), level, "request failed", "ref", ref, "status", status, "message", key, "path", r.URL.Path, "err", describe(err))
 	}
 	pages.Render(w, r, status, "error", web.ErrorPage{MessageKey: key, Ref: ref})
+}
+
+// describe renders an error for the log: fosite's errors carry their hint in
+// the description, and a stack trace in %+v that the log does not need.
+func describe(err error) string {
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) {
+		d := rfc.ErrorField
+		if h := rfc.GetDescription(); h != "" {
+			d += ": " + h
+		}
+		if rfc.DebugField != "" {
+			d += " (" + rfc.DebugField + ")"
+		}
+		return d
+	}
+	return err.Error()
 }

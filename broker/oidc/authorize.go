@@ -29,6 +29,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
+	if err := checkPKCE(ar); err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
 	req, err := p.signInRequest(ar)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
@@ -53,6 +57,20 @@ func (p *Provider) checkExactRedirect(ar fosite.AuthorizeRequester) error {
 	got := ar.GetRequestForm().Get("redirect_uri")
 	if got == "" || !slices.Contains(ar.GetClient().GetRedirectURIs(), got) {
 		return fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter must be present and match a registered redirect URI exactly.")
+	}
+	return nil
+}
+
+// checkPKCE refuses a request without an S256 code challenge before anyone
+// types a password: fosite checks PKCE only when it issues the code, after
+// the login page, and a person should not sign in for nothing.
+func checkPKCE(ar fosite.AuthorizeRequester) error {
+	form := ar.GetRequestForm()
+	if form.Get("code_challenge") == "" {
+		return fosite.ErrInvalidRequest.WithHint("Clients must include a code_challenge (PKCE, RFC 7636) in every authorization request.")
+	}
+	if form.Get("code_challenge_method") != "S256" {
+		return fosite.ErrInvalidRequest.WithHint("The code_challenge_method must be S256; plain is not allowed.")
 	}
 	return nil
 }
@@ -234,7 +252,13 @@ func profileClaims(s *session.Session, scopes fosite.Arguments) map[string]any {
 // error goes back to the client with state and iss (RFC 9207).
 func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
-	if ar == nil || ar.GetClient() == nil {
+	// fosite fills an unknown client with an empty placeholder: only a
+	// registered *Client counts.
+	if ar == nil {
+		p.errorPage(w, r, http.StatusBadRequest, "unknown_client", err)
+		return
+	}
+	if _, known := ar.GetClient().(*Client); !known {
 		p.errorPage(w, r, http.StatusBadRequest, "unknown_client", err)
 		return
 	}
@@ -284,6 +308,10 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := p.checkExactRedirect(ar); err != nil {
+		p.oauth.WritePushedAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	if err := checkPKCE(ar); err != nil {
 		p.oauth.WritePushedAuthorizeError(ctx, w, ar, err)
 		return
 	}

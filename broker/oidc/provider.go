@@ -161,8 +161,9 @@ func New(o Options) (*Provider, error) {
 	return p, nil
 }
 
-// Register mounts the endpoints on mux.
-func (p *Provider) Register(mux *http.ServeMux) {
+// Register mounts the endpoints on mux. formGuard wraps the endpoints
+// that people's browsers post forms to (cross-origin protection).
+func (p *Provider) Register(mux *http.ServeMux, formGuard func(http.Handler) http.Handler) {
 	mux.HandleFunc("GET "+PathDiscovery, p.serveDiscovery)
 	mux.HandleFunc("GET "+PathJWKS, p.serveJWKS)
 	mux.HandleFunc("GET "+PathAuthorize, p.authorize)
@@ -173,8 +174,7 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathUserinfo, p.userinfo)
 	mux.HandleFunc("POST "+PathIntrospect, p.introspect)
 	mux.HandleFunc("POST "+PathRevoke, p.revoke)
-	mux.HandleFunc("GET "+PathEndSession, p.endSession)
-	mux.HandleFunc("POST "+PathEndSession, p.endSession)
+	mux.Handle(PathEndSession, formGuard(http.HandlerFunc(p.endSession)))
 	mux.HandleFunc("POST "+PathPAR, p.par)
 }
 

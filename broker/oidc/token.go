@@ -16,6 +16,16 @@ import (
 // token handles the token endpoint.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	switch gt := r.PostFormValue("grant_type"); gt {
+	case "authorization_code", "refresh_token", "client_credentials", "":
+	default:
+		// fosite answers invalid_request for a grant no handler knows;
+		// RFC 6749 §5.2 names the right error.
+		err := fosite.ErrUnsupportedGrantType.WithHintf("Garde does not offer the %q grant.", gt)
+		p.tokenFailure(r, nil, err)
+		p.oauth.WriteAccessError(ctx, w, fosite.NewAccessRequest(nil), err)
+		return
+	}
 	sess := NewSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
