@@ -138,7 +138,7 @@ clients:
 
 // startGarde starts slapd and Garde on the given backend. extraClients is
 // YAML appended to the clients list.
-func startGarde(t *testing.T, b backend, extraClients string) *gardeUnderTest {
+func startGarde(t testing.TB, b backend, extraClients string) *gardeUnderTest {
 	t.Helper()
 	ldap := testutil.StartSlapd(t)
 	g := &gardeUnderTest{ldap: ldap}
@@ -192,11 +192,11 @@ func startGarde(t *testing.T, b backend, extraClients string) *gardeUnderTest {
 // browser is a cookie-keeping HTTP client that follows Garde's redirects and
 // stops at the applications' hosts (*.test), as a real browser lands there.
 type browser struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 }
 
-func (g *gardeUnderTest) newBrowser(t *testing.T) *browser {
+func (g *gardeUnderTest) newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{
 		Jar:       jar,
@@ -261,7 +261,7 @@ var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="
 var actionRE = regexp.MustCompile(`<form[^>]*action="([^"]*)"`)
 
 // form extracts a page's form action and hidden fields.
-func (p page) form(t *testing.T) (string, url.Values) {
+func (p page) form(t testing.TB) (string, url.Values) {
 	t.Helper()
 	v := url.Values{}
 	for _, m := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
@@ -301,14 +301,14 @@ func truncate(s string) string {
 
 // rp is a relying party built on go-oidc and x/oauth2.
 type rp struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	provider *oidc.Provider
 	conf     oauth2.Config
 	verifier *oidc.IDTokenVerifier
 }
 
-func (g *gardeUnderTest) newRP(t *testing.T, id, secret, redirect string, scopes ...string) *rp {
+func (g *gardeUnderTest) newRP(t testing.TB, id, secret, redirect string, scopes ...string) *rp {
 	t.Helper()
 	ctx := oidc.ClientContext(context.Background(), g.srv.Client())
 	p, err := oidc.NewProvider(ctx, g.issuer)

@@ -167,7 +167,7 @@ func TestAuthorizeErrors(t *testing.T) {
 }
 
 // tokenPost calls the token endpoint directly.
-func tokenPost(t *testing.T, g *gardeUnderTest, form url.Values, user, pass string) (int, map[string]any) {
+func tokenPost(t testing.TB, g *gardeUnderTest, form url.Values, user, pass string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, g.issuer+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -186,7 +186,7 @@ func tokenPost(t *testing.T, g *gardeUnderTest, form url.Values, user, pass stri
 }
 
 // signIn runs a whole flow and returns the code and its request.
-func signIn(t *testing.T, g *gardeUnderTest, br *browser, r *rp, u testutil.SlapdUser) (string, authRequest) {
+func signIn(t testing.TB, g *gardeUnderTest, br *browser, r *rp, u testutil.SlapdUser) (string, authRequest) {
 	t.Helper()
 	a := r.authURL()
 	p := br.get(a.url)

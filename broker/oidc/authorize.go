@@ -215,8 +215,6 @@ func (p *Provider) userSession(s *session.Session, client *Client, scopes fosite
 	sess.AccessHeader.Add("alg", client.IDTokenAlg)
 	sess.AccessHeader.Add("typ", "at+jwt")
 
-	sess.Userinfo = profile
-	sess.Userinfo["sub"] = s.Subject
 	return sess
 }
 

@@ -20,11 +20,9 @@ type Session struct {
 	AccessClaims *jwt.JWTClaims `json:"access_claims,omitempty"`
 	AccessHeader *jwt.Headers   `json:"access_header,omitempty"`
 	// SID is the SSO session id (the ID token's sid); empty for
-	// client_credentials.
+	// client_credentials. Userinfo returns the ID token's profile claims
+	// (Claims.Extra), which the granted scopes selected.
 	SID string `json:"sid,omitempty"`
-	// Userinfo holds the claims userinfo may return, filtered by scope at
-	// the time of the request.
-	Userinfo map[string]any `json:"userinfo,omitempty"`
 }
 
 // NewSession returns an empty session ready for fosite to fill.
@@ -80,7 +78,6 @@ func (s *Session) Clone() fosite.Session {
 	}
 	c.AccessHeader = cloneHeaders(s.AccessHeader)
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
-	c.Userinfo = cloneMap(s.Userinfo)
 	return &c
 }
 

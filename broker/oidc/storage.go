@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,6 +78,7 @@ var (
 // Key prefixes in the ephemeral store.
 const (
 	keyCode        = "oidc:code:"
+	keyCodeUsed    = "oidc:codeused:"
 	keyAccess      = "oidc:at:"
 	keyAccessRevok = "oidc:atrev:"
 	keyPKCE        = "oidc:pkce:"
@@ -137,16 +139,18 @@ func (s *Storage) SetClientAssertionJWT(ctx context.Context, jti string, exp tim
 
 // requestRecord is the stored form of a fosite request.
 type requestRecord struct {
-	ID                string          `json:"id"`
-	RequestedAt       time.Time       `json:"at"`
-	ClientID          string          `json:"client"`
-	RequestedScope    []string        `json:"rs,omitempty"`
-	GrantedScope      []string        `json:"gs,omitempty"`
-	RequestedAudience []string        `json:"ra,omitempty"`
-	GrantedAudience   []string        `json:"ga,omitempty"`
-	Form              url.Values      `json:"form,omitempty"`
-	Session           json.RawMessage `json:"session"`
-	Active            bool            `json:"active"`
+	ID                string     `json:"id"`
+	RequestedAt       time.Time  `json:"at"`
+	ClientID          string     `json:"client"`
+	RequestedScope    []string   `json:"rs,omitempty"`
+	GrantedScope      []string   `json:"gs,omitempty"`
+	RequestedAudience []string   `json:"ra,omitempty"`
+	GrantedAudience   []string   `json:"ga,omitempty"`
+	Form              url.Values `json:"form,omitempty"`
+	// Session is framed after the record, not inside it: a json.RawMessage
+	// field is re-validated and compacted on every Marshal, which was the
+	// largest single cost of a code flow.
+	Session []byte `json:"-"`
 	// IssuedNano orders an access token against a revocation of its grant.
 	IssuedNano int64 `json:"issued,omitempty"`
 
@@ -171,7 +175,6 @@ func newRecord(r fosite.Requester) (*requestRecord, error) {
 		GrantedAudience:   r.GetGrantedAudience(),
 		Form:              sanitizeForm(r.GetRequestForm()),
 		Session:           sess,
-		Active:            true,
 	}
 	if c := r.GetClient(); c != nil {
 		rec.ClientID = c.GetID()
@@ -201,9 +204,41 @@ func sanitizeForm(f url.Values) url.Values {
 	return out
 }
 
+// decodeCache remembers, for one HTTP request, the sessions already
+// decoded: a token request reads the same session from the code, the PKCE
+// and the OpenID Connect records, and fosite reads the code twice.
+type decodeCache map[string]*Session
+
+type decodeCacheKey struct{}
+
+// WithDecodeCache returns a context in which Storage decodes each stored
+// session once.
+func WithDecodeCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, decodeCacheKey{}, decodeCache{})
+}
+
+// decodeSession fills session from raw, through the request's cache when
+// the session is Garde's own type.
+func decodeSession(ctx context.Context, raw []byte, session fosite.Session) error {
+	dst, ok := session.(*Session)
+	cache, _ := ctx.Value(decodeCacheKey{}).(decodeCache)
+	if !ok || cache == nil {
+		return json.Unmarshal(raw, session)
+	}
+	if cached, hit := cache[string(raw)]; hit {
+		*dst = *cached.Clone().(*Session)
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return err
+	}
+	cache[string(raw)] = dst.Clone().(*Session)
+	return nil
+}
+
 // request rebuilds a fosite request around session (fosite's own value, so
 // its concrete type is the one fosite expects).
-func (s *Storage) request(rec *requestRecord, session fosite.Session) (*fosite.Request, error) {
+func (s *Storage) request(ctx context.Context, rec *requestRecord, session fosite.Session) (*fosite.Request, error) {
 	c, ok := s.clients[rec.ClientID]
 	if !ok {
 		return nil, fmt.Errorf("stored request names unknown client %q: %w", rec.ClientID, fosite.ErrNotFound)
@@ -211,7 +246,7 @@ func (s *Storage) request(rec *requestRecord, session fosite.Session) (*fosite.R
 	if session == nil {
 		session = NewSession()
 	}
-	if err := json.Unmarshal(rec.Session, session); err != nil {
+	if err := decodeSession(ctx, rec.Session, session); err != nil {
 		return nil, fmt.Errorf("decode stored session: %w", err)
 	}
 	return &fosite.Request{
@@ -235,10 +270,35 @@ func (s *Storage) put(ctx context.Context, key string, r fosite.Requester, ttl t
 	return s.putRecord(ctx, key, rec, ttl)
 }
 
-func (s *Storage) putRecord(ctx context.Context, key string, rec *requestRecord, ttl time.Duration) error {
-	b, err := json.Marshal(rec)
+// encodeRecord frames a record as uvarint(len(meta)) || meta || session.
+func encodeRecord(rec *requestRecord) ([]byte, error) {
+	meta, err := json.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("encode request: %w", err)
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	b := make([]byte, 0, binary.MaxVarintLen64+len(meta)+len(rec.Session))
+	b = binary.AppendUvarint(b, uint64(len(meta)))
+	b = append(b, meta...)
+	return append(b, rec.Session...), nil
+}
+
+func decodeRecord(b []byte) (*requestRecord, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, errors.New("decode request: bad framing")
+	}
+	var rec requestRecord
+	if err := json.Unmarshal(b[k:k+int(n)], &rec); err != nil {
+		return nil, fmt.Errorf("decode request: %w", err)
+	}
+	rec.Session = b[k+int(n):]
+	return &rec, nil
+}
+
+func (s *Storage) putRecord(ctx context.Context, key string, rec *requestRecord, ttl time.Duration) error {
+	b, err := encodeRecord(rec)
+	if err != nil {
+		return err
 	}
 	if ttl <= 0 {
 		ttl = time.Second
@@ -253,11 +313,11 @@ func (s *Storage) getRecord(ctx context.Context, key string) (*requestRecord, []
 	} else if err != nil {
 		return nil, nil, err
 	}
-	var rec requestRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, nil, fmt.Errorf("decode request: %w", err)
+	rec, err := decodeRecord(b)
+	if err != nil {
+		return nil, nil, err
 	}
-	return &rec, b, nil
+	return rec, b, nil
 }
 
 func (s *Storage) get(ctx context.Context, key string, session fosite.Session) (fosite.Requester, error) {
@@ -265,7 +325,7 @@ func (s *Storage) get(ctx context.Context, key string, session fosite.Session) (
 	if err != nil {
 		return nil, err
 	}
-	return s.request(rec, session)
+	return s.request(ctx, rec, session)
 }
 
 // ttlUntil is the time left until the session's expiry for tt, or fallback.
@@ -296,33 +356,25 @@ func (s *Storage) GetAuthorizeCodeSession(ctx context.Context, signature string,
 	if err != nil {
 		return nil, err
 	}
-	req, err := s.request(rec, session)
+	req, err := s.request(ctx, rec, session)
 	if err != nil {
 		return nil, err
 	}
-	if !rec.Active {
+	switch _, err := s.eph.Get(ctx, keyCodeUsed+signature); {
+	case err == nil:
 		return req, fosite.ErrInvalidatedAuthorizeCode
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
 	}
 	return req, nil
 }
 
-// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage with
-// an atomic compare-and-swap, so of two concurrent redemptions exactly one
-// proceeds to issue tokens.
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage. The
+// "used" marker is created with SetNX, so of two concurrent redemptions
+// exactly one proceeds to issue tokens; the code itself is kept, so that a
+// later redemption is recognised as reuse.
 func (s *Storage) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	rec, raw, err := s.getRecord(ctx, keyCode+signature)
-	if err != nil {
-		return err
-	}
-	if !rec.Active {
-		return errCodeReused
-	}
-	rec.Active = false
-	next, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	ok, err := s.eph.CompareAndSwap(ctx, keyCode+signature, raw, next)
+	ok, err := s.eph.SetNX(ctx, keyCodeUsed+signature, []byte{1}, s.codeTTL+time.Minute)
 	if err != nil {
 		return err
 	}
@@ -391,7 +443,7 @@ func (s *Storage) GetPARSession(ctx context.Context, requestURI string) (fosite.
 	if err != nil {
 		return nil, err
 	}
-	req, err := s.request(rec, nil)
+	req, err := s.request(ctx, rec, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +496,7 @@ func (s *Storage) GetAccessTokenSession(ctx context.Context, signature string, s
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	return s.request(rec, session)
+	return s.request(ctx, rec, session)
 }
 
 // DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
@@ -469,7 +521,7 @@ func (s *Storage) CreateRefreshTokenSession(ctx context.Context, signature, _ st
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(rec)
+	b, err := encodeRecord(rec)
 	if err != nil {
 		return err
 	}
@@ -505,11 +557,11 @@ func (s *Storage) GetRefreshTokenSession(ctx context.Context, signature string, 
 	} else if err != nil {
 		return nil, err
 	}
-	var rec requestRecord
-	if err := json.Unmarshal(t.Data, &rec); err != nil {
-		return nil, fmt.Errorf("decode refresh token: %w", err)
+	rec, err := decodeRecord(t.Data)
+	if err != nil {
+		return nil, fmt.Errorf("refresh token %w", err)
 	}
-	req, err := s.request(&rec, session)
+	req, err := s.request(ctx, rec, session)
 	if err != nil {
 		return nil, err
 	}

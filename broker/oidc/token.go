@@ -26,6 +26,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.oauth.WriteAccessError(ctx, w, fosite.NewAccessRequest(nil), err)
 		return
 	}
+	ctx = WithDecodeCache(ctx)
 	sess := NewSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -142,9 +143,11 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return
 	}
-	claims := sess.Userinfo
-	if claims == nil {
-		claims = map[string]any{}
+	claims := map[string]any{}
+	for k, v := range sess.IDTokenClaims().Extra {
+		if k != "sid" {
+			claims[k] = v
+		}
 	}
 	claims["sub"] = sess.GetSubject()
 	w.Header().Set("Content-Type", "application/json")

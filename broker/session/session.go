@@ -143,10 +143,20 @@ func (m *Manager) Get(ctx context.Context, secret string) (*Session, error) {
 	return m.load(ctx, keyOf(secret))
 }
 
+// touchEvery bounds how often a use of the session is written back: an SSO
+// sign-in to an application already in the session within this interval
+// does not rewrite it. The idle timeout is therefore honoured to within
+// this interval, in exchange for one store write less on the hot path.
+const touchEvery = time.Minute
+
 // Touch records a use of the session (idle timeout restarts) and that app
 // received tokens in it.
 func (m *Manager) Touch(ctx context.Context, secret string, s *Session, app string) error {
-	s.LastSeen = m.now().UTC()
+	now := m.now().UTC()
+	if (app == "" || slices.Contains(s.Apps, app)) && now.Sub(s.LastSeen) < touchEvery && app != "" {
+		return nil
+	}
+	s.LastSeen = now
 	if app != "" && !slices.Contains(s.Apps, app) {
 		s.Apps = append(s.Apps, app)
 	}

@@ -29,7 +29,7 @@ const (
 
 // groups returns the names of the person's groups, sorted.
 func (c *Connector) groups(ctx context.Context, entry *goldap.Entry) ([]string, error) {
-	direct := entry.GetAttributeValues(c.cfg.MemberOfAttribute)
+	direct := entry.GetEqualFoldAttributeValues(c.cfg.MemberOfAttribute)
 	switch c.cfg.NestedGroups {
 	case NestedOff:
 		return c.expandGroups(ctx, direct, 1)
@@ -147,7 +147,7 @@ func (c *Connector) expandGroups(ctx context.Context, direct []string, depth int
 				if c.inScope(dn) {
 					names = append(names, c.groupName(dn, e))
 				}
-				next = append(next, e.GetAttributeValues(c.cfg.MemberOfAttribute)...)
+				next = append(next, e.GetEqualFoldAttributeValues(c.cfg.MemberOfAttribute)...)
 			}
 			frontier = next
 		}

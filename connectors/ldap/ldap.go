@@ -372,9 +372,9 @@ func (c *Connector) Login(ctx context.Context, username, password string) (conne
 	// The password is proven: the account state may now be told.
 	now := c.cfg.Now()
 	if err := accountState(
-		entry.GetAttributeValue("userAccountControl"),
-		entry.GetAttributeValue("accountExpires"),
-		entry.GetAttributeValue("pwdLastSet"), now); err != nil {
+		entry.GetEqualFoldAttributeValue("userAccountControl"),
+		entry.GetEqualFoldAttributeValue("accountExpires"),
+		entry.GetEqualFoldAttributeValue("pwdLastSet"), now); err != nil {
 		c.logger.Info("ldap: sign-in refused by account state", "dn", entry.DN, "err", err)
 		return connectors.Identity{}, fmt.Errorf("ldap: %w", err)
 	}
@@ -389,11 +389,11 @@ func (c *Connector) Login(ctx context.Context, username, password string) (conne
 	id := connectors.Identity{
 		Connector:   c.cfg.ConnectorID,
 		Subject:     c.subject(entry),
-		Username:    entry.GetAttributeValue(c.cfg.UsernameAttribute),
-		GivenName:   entry.GetAttributeValue(c.cfg.GivenNameAttribute),
-		FamilyName:  entry.GetAttributeValue(c.cfg.FamilyNameAttribute),
-		DisplayName: entry.GetAttributeValue(c.cfg.DisplayNameAttribute),
-		Email:       entry.GetAttributeValue(c.cfg.EmailAttribute),
+		Username:    entry.GetEqualFoldAttributeValue(c.cfg.UsernameAttribute),
+		GivenName:   entry.GetEqualFoldAttributeValue(c.cfg.GivenNameAttribute),
+		FamilyName:  entry.GetEqualFoldAttributeValue(c.cfg.FamilyNameAttribute),
+		DisplayName: entry.GetEqualFoldAttributeValue(c.cfg.DisplayNameAttribute),
+		Email:       entry.GetEqualFoldAttributeValue(c.cfg.EmailAttribute),
 		Groups:      groups,
 		AMR:         []string{assurance.AMRPassword},
 		Assurance:   assurance.Low,
@@ -403,7 +403,7 @@ func (c *Connector) Login(ctx context.Context, username, password string) (conne
 		id.Username = username
 	}
 	if c.cfg.NationalIDAttribute != "" {
-		id.NationalID = strings.TrimSpace(entry.GetAttributeValue(c.cfg.NationalIDAttribute))
+		id.NationalID = strings.TrimSpace(entry.GetEqualFoldAttributeValue(c.cfg.NationalIDAttribute))
 		id.NationalIDType = connectors.NationalIDTypeOf(id.NationalID)
 	}
 	return id, nil
@@ -497,7 +497,7 @@ func (c *Connector) dummyBind(ctx context.Context, password string) {
 // subject is the objectGUID in canonical form when there is one, else the
 // entry DN (less stable: it changes when the entry is moved or renamed).
 func (c *Connector) subject(e *goldap.Entry) string {
-	raw := e.GetRawAttributeValue(c.cfg.IDAttribute)
+	raw := e.GetEqualFoldRawAttributeValue(c.cfg.IDAttribute)
 	if len(raw) == 0 {
 		return e.DN
 	}

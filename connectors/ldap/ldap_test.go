@@ -124,7 +124,7 @@ func TestLogin(t *testing.T) {
 	t.Run("national id types", func(t *testing.T) {
 		c := open(t, ldapsConfig(s))
 		id, err := c.Login(ctx, testutil.SlapdJDupont.Username, testutil.SlapdJDupont.Password)
-		if err != nil || id.NationalID != "810000000001" || id.NationalIDType != "rpps" {
+		if err != nil || id.NationalID != testutil.SlapdJDupont.NationalID || id.NationalIDType != "rpps" {
 			t.Errorf("jdupont: %q %q %v", id.NationalID, id.NationalIDType, err)
 		}
 		id, err = c.Login(ctx, testutil.SlapdPMartin.Username, testutil.SlapdPMartin.Password)

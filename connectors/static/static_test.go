@@ -102,7 +102,7 @@ func TestLogin(t *testing.T) {
 	now := time.Date(2026, 2, 2, 9, 30, 0, 0, time.UTC)
 	people := []Person{
 		{Username: "jdupont", PasswordHash: cheapHash(t, "Jeanne-1!"), GivenName: "Jeanne", FamilyName: "Dupont",
-			Email: "jeanne.dupont@hopital.test", NationalID: "810000000001", Groups: []string{"medecins"}},
+			Email: "jeanne.dupont@hopital.test", NationalID: "810000000009", Groups: []string{"medecins"}},
 		{Username: "Admin", PasswordHash: cheapHash(t, "Break-Glass-2!"), DisplayName: "Administrateur"},
 	}
 	c, err := New("demo", people)
@@ -119,7 +119,7 @@ func TestLogin(t *testing.T) {
 	}
 	want := connectors.Identity{
 		Connector: "demo", Subject: "jdupont", Username: "jdupont",
-		NationalID: "810000000001", NationalIDType: "rpps",
+		NationalID: "810000000009", NationalIDType: "rpps",
 		GivenName: "Jeanne", FamilyName: "Dupont", DisplayName: "Jeanne Dupont",
 		Email: "jeanne.dupont@hopital.test", Groups: []string{"medecins"},
 		AMR: []string{"pwd"}, Assurance: assurance.Low, AuthTime: now,
