@@ -231,7 +231,9 @@ func (p page) location() *url.URL {
 
 func (b *browser) do(req *http.Request) page {
 	b.t.Helper()
-	req.Header.Set("Accept-Language", "fr-FR,fr;q=0.9")
+	if req.Header.Get("Accept-Language") == "" {
+		req.Header.Set("Accept-Language", "fr-FR,fr;q=0.9")
+	}
 	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
