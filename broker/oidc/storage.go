@@ -162,10 +162,17 @@ type requestRecord struct {
 }
 
 func newRecord(r fosite.Requester) (*requestRecord, error) {
-	sess, err := json.Marshal(r.GetSession())
+	rec, err := newRecordMeta(r)
 	if err != nil {
+		return nil, err
+	}
+	if rec.Session, err = json.Marshal(r.GetSession()); err != nil {
 		return nil, fmt.Errorf("encode session: %w", err)
 	}
+	return rec, nil
+}
+
+func newRecordMeta(r fosite.Requester) (*requestRecord, error) {
 	rec := &requestRecord{
 		ID:                r.GetID(),
 		RequestedAt:       r.GetRequestedAt(),
@@ -174,7 +181,6 @@ func newRecord(r fosite.Requester) (*requestRecord, error) {
 		RequestedAudience: r.GetRequestedAudience(),
 		GrantedAudience:   r.GetGrantedAudience(),
 		Form:              sanitizeForm(r.GetRequestForm()),
-		Session:           sess,
 	}
 	if c := r.GetClient(); c != nil {
 		rec.ClientID = c.GetID()
@@ -246,8 +252,12 @@ func (s *Storage) request(ctx context.Context, rec *requestRecord, session fosit
 	if session == nil {
 		session = NewSession()
 	}
-	if err := decodeSession(ctx, rec.Session, session); err != nil {
-		return nil, fmt.Errorf("decode stored session: %w", err)
+	// Records stored without their session (PKCE, OpenID Connect request
+	// state) take the one fosite hands in: the code's.
+	if len(rec.Session) > 0 {
+		if err := decodeSession(ctx, rec.Session, session); err != nil {
+			return nil, fmt.Errorf("decode stored session: %w", err)
+		}
 	}
 	return &fosite.Request{
 		ID:                rec.ID,
@@ -264,6 +274,18 @@ func (s *Storage) request(ctx context.Context, rec *requestRecord, session fosit
 
 func (s *Storage) put(ctx context.Context, key string, r fosite.Requester, ttl time.Duration) error {
 	rec, err := newRecord(r)
+	if err != nil {
+		return err
+	}
+	return s.putRecord(ctx, key, rec, ttl)
+}
+
+// putWithoutSession stores a request whose session is the authorization
+// code's: fosite reads PKCE and OpenID Connect request state back with the
+// session it loaded from the code, so storing it three times would only
+// cost three encodings per authorization.
+func (s *Storage) putWithoutSession(ctx context.Context, key string, r fosite.Requester, ttl time.Duration) error {
+	rec, err := newRecordMeta(r)
 	if err != nil {
 		return err
 	}
@@ -398,7 +420,7 @@ func (s *Storage) codeRequestID(ctx context.Context, signature string) (string, 
 
 // CreatePKCERequestSession implements pkce.PKCERequestStorage.
 func (s *Storage) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
-	return s.put(ctx, keyPKCE+signature, r, s.ttlUntil(r, fosite.AuthorizeCode, s.codeTTL))
+	return s.putWithoutSession(ctx, keyPKCE+signature, r, s.ttlUntil(r, fosite.AuthorizeCode, s.codeTTL))
 }
 
 // GetPKCERequestSession implements pkce.PKCERequestStorage.
@@ -413,7 +435,7 @@ func (s *Storage) DeletePKCERequestSession(ctx context.Context, signature string
 
 // CreateOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.
 func (s *Storage) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.put(ctx, keyOIDCReq+code, r, s.ttlUntil(r, fosite.AuthorizeCode, s.codeTTL))
+	return s.putWithoutSession(ctx, keyOIDCReq+code, r, s.ttlUntil(r, fosite.AuthorizeCode, s.codeTTL))
 }
 
 // GetOpenIDConnectSession implements openid.OpenIDConnectRequestStorage.

@@ -1,0 +1,63 @@
+// Package deploy holds Garde's deployment files. Its test keeps the example
+// configuration valid: a change to the configuration schema that breaks
+// garde.example.yaml fails here rather than in a hospital.
+package deploy
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/garde-sso/garde/cmd/garde/config"
+)
+
+// filePath matches the files the example names under /etc/garde (CA
+// bundles, TLS files): the validator checks that they exist, so the test
+// creates them in a temporary directory and points the file there.
+var filePath = regexp.MustCompile(`/etc/garde/[A-Za-z0-9._/-]+`)
+
+// env holds a plausible value for every ${VAR} of the example.
+var env = map[string]string{
+	"GARDE_MASTER_KEY":       "q1Xh1m0wK0l3oQ9o6bq4m8b0qfV0n3o3pR4k8wXo0yE=",
+	"GARDE_PG_PASSWORD":      "pg-password-from-the-vault",
+	"GARDE_REDIS_PASSWORD":   "redis-password-from-the-vault",
+	"GARDE_AD_BIND_PASSWORD": "ad-service-account-password",
+}
+
+func TestExampleConfigParses(t *testing.T) {
+	data, err := os.ReadFile("garde.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	text := filePath.ReplaceAllStringFunc(string(data), func(p string) string {
+		local := filepath.Join(dir, strings.TrimPrefix(p, "/etc/garde/"))
+		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(local, []byte("placeholder\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return local
+	})
+
+	lookup := func(name string) (string, bool) {
+		v, ok := env[name]
+		if !ok {
+			t.Errorf("garde.example.yaml uses ${%s}: give it a value in the test's env", name)
+		}
+		return v, ok
+	}
+	cfg, err := config.Parse("garde.example.yaml", []byte(text), lookup)
+	if err != nil {
+		t.Fatalf("garde.example.yaml is not valid:\n%v", err)
+	}
+	for _, w := range cfg.Warnings {
+		t.Errorf("garde.example.yaml gives a warning: %s", w)
+	}
+	if len(cfg.Connectors) != 2 || len(cfg.Clients) != 2 {
+		t.Errorf("got %d connectors and %d clients, want 2 and 2", len(cfg.Connectors), len(cfg.Clients))
+	}
+}
