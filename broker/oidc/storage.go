@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -213,32 +214,35 @@ func sanitizeForm(f url.Values) url.Values {
 // decodeCache remembers, for one HTTP request, the sessions already
 // decoded: a token request reads the same session from the code, the PKCE
 // and the OpenID Connect records, and fosite reads the code twice.
-type decodeCache map[string]*Session
+type decodeCache struct {
+	sessions map[string]*Session
+	records  map[string]*requestRecord
+}
 
 type decodeCacheKey struct{}
 
 // WithDecodeCache returns a context in which Storage decodes each stored
 // session once.
 func WithDecodeCache(ctx context.Context) context.Context {
-	return context.WithValue(ctx, decodeCacheKey{}, decodeCache{})
+	return context.WithValue(ctx, decodeCacheKey{}, &decodeCache{sessions: map[string]*Session{}, records: map[string]*requestRecord{}})
 }
 
 // decodeSession fills session from raw, through the request's cache when
 // the session is Garde's own type.
 func decodeSession(ctx context.Context, raw []byte, session fosite.Session) error {
 	dst, ok := session.(*Session)
-	cache, _ := ctx.Value(decodeCacheKey{}).(decodeCache)
+	cache, _ := ctx.Value(decodeCacheKey{}).(*decodeCache)
 	if !ok || cache == nil {
 		return json.Unmarshal(raw, session)
 	}
-	if cached, hit := cache[string(raw)]; hit {
+	if cached, hit := cache.sessions[string(raw)]; hit {
 		*dst = *cached.Clone().(*Session)
 		return nil
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
 		return err
 	}
-	cache[string(raw)] = dst.Clone().(*Session)
+	cache.sessions[string(raw)] = dst.Clone().(*Session)
 	return nil
 }
 
@@ -335,11 +339,44 @@ func (s *Storage) getRecord(ctx context.Context, key string) (*requestRecord, []
 	} else if err != nil {
 		return nil, nil, err
 	}
-	rec, err := decodeRecord(b)
+	rec, err := decodeCachedRecord(ctx, b)
 	if err != nil {
 		return nil, nil, err
 	}
 	return rec, b, nil
+}
+
+// decodeCachedRecord decodes a record once per request (see decodeCache).
+// Callers get their own copy: they may change it.
+func decodeCachedRecord(ctx context.Context, b []byte) (*requestRecord, error) {
+	cache, _ := ctx.Value(decodeCacheKey{}).(*decodeCache)
+	if cache != nil {
+		if rec, hit := cache.records[string(b)]; hit {
+			return rec.clone(), nil
+		}
+	}
+	rec, err := decodeRecord(b)
+	if err != nil {
+		return nil, err
+	}
+	if cache != nil {
+		cache.records[string(b)] = rec.clone()
+	}
+	return rec, nil
+}
+
+func (r *requestRecord) clone() *requestRecord {
+	c := *r
+	c.RequestedScope = slices.Clone(r.RequestedScope)
+	c.GrantedScope = slices.Clone(r.GrantedScope)
+	c.RequestedAudience = slices.Clone(r.RequestedAudience)
+	c.GrantedAudience = slices.Clone(r.GrantedAudience)
+	c.ResponseTypes = slices.Clone(r.ResponseTypes)
+	c.Form = make(url.Values, len(r.Form))
+	for k, v := range r.Form {
+		c.Form[k] = slices.Clone(v)
+	}
+	return &c
 }
 
 func (s *Storage) get(ctx context.Context, key string, session fosite.Session) (fosite.Requester, error) {
