@@ -195,7 +195,7 @@ func TestAuditTrail(t *testing.T) {
 	if err := g.app.Audit.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	events, err := g.app.Durable.ListAuditEvents(ctx, store.AuditQuery{Limit: 100})
+	events, err := g.app.Durable.ListAuditEvents(ctx, store.AuditQuery{App: appID, Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,6 +70,15 @@ func endToEnd(t *testing.T, b backend) {
 	if tok.oauth.RefreshToken == "" || tok.oauth.AccessToken == "" {
 		t.Fatalf("want access and refresh tokens, got %+v", tok.oauth)
 	}
+	// The access token is a JWT (RFC 9068) resource servers can check
+	// offline: it must say when it expires, whom it is for, and its issuer.
+	at := jwtClaims(t, tok.oauth.AccessToken)
+	if exp, _ := at["exp"].(float64); exp < float64(time.Now().Unix()) || exp > float64(time.Now().Add(time.Hour).Unix()) {
+		t.Errorf("access token exp = %v", at["exp"])
+	}
+	if at["sub"] != c.Sub || at["iss"] != g.issuer || at["client_id"] != appID {
+		t.Errorf("access token claims = %v", at)
+	}
 
 	// 3. Userinfo returns the claims.
 	ui, err := app.provider.UserInfo(app.ctx, oauth2.StaticTokenSource(tok.oauth))
@@ -157,6 +166,23 @@ func endToEnd(t *testing.T, b backend) {
 	if _, err := app.conf.TokenSource(app.ctx, &oauth2.Token{RefreshToken: refreshed.RefreshToken}).Token(); err == nil {
 		t.Errorf("a refresh token of a logged-out session still works")
 	}
+}
+
+func jwtClaims(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", raw)
+	}
+	b, err := base64URLDecode(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := jsonUnmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func jwtAlg(t *testing.T, raw string) string {

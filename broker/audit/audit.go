@@ -27,8 +27,10 @@ const (
 	TokenReuse     = "token.reuse_detected"
 	TokenFailure   = "token.failure"
 	Logout         = "logout"
-	KeyRotated     = "key.rotated"
-	ConfigLoaded   = "config.loaded"
+	// KeyCreated: a signing key was generated (first start or rotation).
+	KeyCreated = "key.created"
+	// ConfigLoaded: a replica started with its configuration.
+	ConfigLoaded = "config.loaded"
 )
 
 // Outcomes.

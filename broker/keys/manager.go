@@ -105,6 +105,10 @@ type Options struct {
 	Clock func() time.Time
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// OnCreate, when set, is told of every key this replica creates (the
+	// first key of an algorithm, or a rotation), e.g. to audit it. Keys
+	// created by other replicas are reported by those replicas.
+	OnCreate func(kid, alg string, generation int64)
 }
 
 // Manager owns the signing keys. It is safe for concurrent use.
@@ -118,6 +122,7 @@ type Manager struct {
 	reload        time.Duration
 	clock         func() time.Time
 	log           *slog.Logger
+	onCreate      func(kid, alg string, generation int64)
 
 	// mu serializes changes (reload, rotate, prune); readers only load snap.
 	mu   sync.Mutex
@@ -208,6 +213,7 @@ func newManager(o Options) (*Manager, error) {
 		reload:        cmp.Or(o.ReloadInterval, DefaultReloadInterval),
 		clock:         o.Clock,
 		log:           o.Logger,
+		onCreate:      o.OnCreate,
 	}
 	if m.clock == nil {
 		m.clock = time.Now
@@ -276,6 +282,9 @@ func (m *Manager) createKey(ctx context.Context, alg string, gen int64) error {
 	}
 	m.log.InfoContext(ctx, "signing key created", "kid", kid, "alg", alg, "generation", gen,
 		"signs_from", rec.CreatedAt.Add(m.publishBefore))
+	if m.onCreate != nil {
+		m.onCreate(kid, alg, gen)
+	}
 	return nil
 }
 

@@ -236,7 +236,17 @@ func decodeSession(ctx context.Context, raw []byte, session fosite.Session) erro
 		return json.Unmarshal(raw, session)
 	}
 	if cached, hit := cache.sessions[string(raw)]; hit {
+		// Behave as json.Unmarshal into dst would: it adds to a non-nil
+		// map rather than replacing it, and fosite relies on that when it
+		// reads a code a second time after setting the access-token expiry
+		// on the session.
+		prev := dst.ExpiresAt
 		*dst = *cached.Clone().(*Session)
+		for k, v := range prev {
+			if _, set := dst.ExpiresAt[k]; !set {
+				dst.SetExpiresAt(k, v)
+			}
+		}
 		return nil
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/garde-sso/garde/broker/audit"
@@ -116,10 +117,18 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		RetainAfterRotation: longest + time.Minute,
 		Clock:               o.Clock,
 		Logger:              o.Logger,
+		OnCreate: func(kid, alg string, generation int64) {
+			a.Audit.Record(store.AuditEvent{Type: audit.KeyCreated, Outcome: audit.Success,
+				Details: map[string]string{"kid": kid, "alg": alg, "generation": strconv.FormatInt(generation, 10)}})
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
+	a.Audit.Record(store.AuditEvent{Type: audit.ConfigLoaded, Outcome: audit.Success, Details: map[string]string{
+		"issuer": cfg.Issuer, "connectors": strconv.Itoa(len(cfg.Connectors)), "clients": strconv.Itoa(len(cfg.Clients)),
+	}})
+	go a.purgeExpired(runCtx, o.Clock)
 	go func() {
 		if err := a.Keys.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 			o.Logger.Error("key rotation loop stopped", "err", err)
@@ -382,4 +391,24 @@ func openConnectors(cfg *config.Config, o Options) ([]flow.PasswordSource, error
 		}
 	}
 	return out, nil
+}
+
+// purgeExpired deletes expired refresh tokens every hour. Each replica runs
+// it; the delete is idempotent.
+func (a *App) purgeExpired(ctx context.Context, clock func() time.Time) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := a.Durable.DeleteExpiredRefreshTokens(ctx, clock())
+		if err != nil && ctx.Err() == nil {
+			a.logger.Warn("purging expired refresh tokens failed", "err", err)
+		} else if n > 0 {
+			a.logger.Info("purged expired refresh tokens", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
