@@ -24,10 +24,37 @@ var env = map[string]string{
 	"GARDE_PG_PASSWORD":      "pg-password-from-the-vault",
 	"GARDE_REDIS_PASSWORD":   "redis-password-from-the-vault",
 	"GARDE_AD_BIND_PASSWORD": "ad-service-account-password",
+	// garde.compose.yaml
+	"POSTGRES_PASSWORD": "garde-demo-postgres",
+	"REDIS_PASSWORD":    "garde-demo-redis",
 }
 
 func TestExampleConfigParses(t *testing.T) {
-	data, err := os.ReadFile("garde.example.yaml")
+	cfg := parse(t, "garde.example.yaml")
+	for _, w := range cfg.Warnings {
+		t.Errorf("garde.example.yaml gives a warning: %s", w)
+	}
+	if len(cfg.Connectors) != 2 || len(cfg.Clients) != 2 {
+		t.Errorf("got %d connectors and %d clients, want 2 and 2", len(cfg.Connectors), len(cfg.Clients))
+	}
+}
+
+// TestComposeConfigParses checks the configuration compose.yaml mounts. It
+// may warn (plain-text Redis inside the compose network).
+func TestComposeConfigParses(t *testing.T) {
+	cfg := parse(t, "garde.compose.yaml")
+	if cfg.Storage.Durable.Driver != "postgres" || cfg.Storage.Ephemeral.Driver != "redis" {
+		t.Errorf("garde.compose.yaml should use postgres and redis, uses %s and %s",
+			cfg.Storage.Durable.Driver, cfg.Storage.Ephemeral.Driver)
+	}
+}
+
+// parse reads a configuration file of this directory as Garde would, with
+// the files it names created in a temporary directory and env as the
+// environment.
+func parse(t *testing.T, name string) *config.Config {
+	t.Helper()
+	data, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,21 +70,16 @@ func TestExampleConfigParses(t *testing.T) {
 		return local
 	})
 
-	lookup := func(name string) (string, bool) {
-		v, ok := env[name]
+	lookup := func(key string) (string, bool) {
+		v, ok := env[key]
 		if !ok {
-			t.Errorf("garde.example.yaml uses ${%s}: give it a value in the test's env", name)
+			t.Errorf("%s uses ${%s}: give it a value in the test's env", name, key)
 		}
 		return v, ok
 	}
-	cfg, err := config.Parse("garde.example.yaml", []byte(text), lookup)
+	cfg, err := config.Parse(name, []byte(text), lookup)
 	if err != nil {
-		t.Fatalf("garde.example.yaml is not valid:\n%v", err)
+		t.Fatalf("%s is not valid:\n%v", name, err)
 	}
-	for _, w := range cfg.Warnings {
-		t.Errorf("garde.example.yaml gives a warning: %s", w)
-	}
-	if len(cfg.Connectors) != 2 || len(cfg.Clients) != 2 {
-		t.Errorf("got %d connectors and %d clients, want 2 and 2", len(cfg.Connectors), len(cfg.Clients))
-	}
+	return cfg
 }
