@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -26,6 +27,8 @@ const (
 	DefaultLDAPUserFilter            = "(&(objectClass=user)(|(sAMAccountName={username})(userPrincipalName={username})))"
 	DefaultLDAPTimeout               = 5 * time.Second
 	DefaultLDAPPoolSize              = 8
+	DefaultEnrollmentCodeLifetime    = 72 * time.Hour
+	DefaultStrongFactorWindow        = 10 * time.Minute
 )
 
 // DefaultSigningAlgorithms, DefaultGrantTypes and DefaultScopes return fresh
@@ -88,6 +91,27 @@ func applyDefaults(c *Config, r *report) {
 	num(&c.Throttle.AccountFailures, "throttle.account_failures", DefaultAccountFailures)
 	num(&c.Throttle.AddressFailures, "throttle.address_failures", DefaultAddressFailures)
 	dur(&c.Throttle.Window, "throttle.window", DefaultThrottleWindow)
+
+	bl := func(p *bool, path string, def bool) {
+		if unset(path) {
+			*p = def
+		}
+	}
+	w := &c.WebAuthn
+	bl(&w.Enabled, "webauthn.enabled", true)
+	str(&w.RPName, "webauthn.rp_name", "Garde")
+	str(&w.SecondFactor, "webauthn.second_factor", "optional")
+	str(&w.UserVerification, "webauthn.user_verification", "preferred")
+	str(&w.Attestation, "webauthn.attestation", "none")
+	bl(&w.AllowSynced, "webauthn.allow_synced", true)
+	dur(&w.Enrollment.CodeLifetime, "webauthn.enrollment.code_lifetime", DefaultEnrollmentCodeLifetime)
+	dur(&w.Enrollment.StrongFactorWindow, "webauthn.enrollment.strong_factor_window", DefaultStrongFactorWindow)
+	if iss, err := url.Parse(c.Issuer); err == nil && iss.Host != "" {
+		str(&w.RPID, "webauthn.rp_id", iss.Hostname())
+		if unset("webauthn.origins") {
+			w.Origins = []string{iss.Scheme + "://" + iss.Host}
+		}
+	}
 
 	for i := range c.Connectors {
 		cn := &c.Connectors[i]

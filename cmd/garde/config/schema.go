@@ -33,6 +33,7 @@ type Config struct {
 	Tokens     Tokens      `yaml:"tokens"`
 	Sessions   Sessions    `yaml:"sessions"`
 	Throttle   Throttle    `yaml:"throttle"`
+	WebAuthn   WebAuthn    `yaml:"webauthn"`
 	Connectors []Connector `yaml:"connectors"`
 	Clients    []Client    `yaml:"clients"`
 
@@ -162,6 +163,59 @@ type Throttle struct {
 	AddressFailures int `yaml:"address_failures"`
 	// Window default 15m.
 	Window time.Duration `yaml:"window"`
+}
+
+// WebAuthn configures security keys and passkeys.
+type WebAuthn struct {
+	// Enabled turns WebAuthn on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// RPID is the WebAuthn relying-party id. Default: the issuer's host. It
+	// must be that host or a parent domain of it, never an IP address.
+	RPID string `yaml:"rp_id"`
+	// RPName is shown by the browser. Default "Garde".
+	RPName string `yaml:"rp_name"`
+	// Origins are the exact origins ceremonies may come from. Default: the
+	// issuer's origin.
+	Origins []string `yaml:"origins"`
+	// SecondFactor is off, optional (asked after the password when the
+	// person has a key) or required (every password sign-in needs a key;
+	// people without one must enroll). Default optional.
+	SecondFactor string `yaml:"second_factor"`
+	// UserVerification for the second factor: discouraged, preferred or
+	// required. Default preferred. Passwordless always requires it.
+	UserVerification string `yaml:"user_verification"`
+	// Attestation is none, indirect or direct. Default none.
+	Attestation string `yaml:"attestation"`
+	// AAGUIDAllow, when not empty, lists the only authenticator models
+	// accepted; AAGUIDDeny lists refused ones. Canonical UUIDs.
+	AAGUIDAllow []string `yaml:"aaguid_allow"`
+	AAGUIDDeny  []string `yaml:"aaguid_deny"`
+	// AllowSynced accepts backup-eligible (synced) passkeys. Default true.
+	AllowSynced bool `yaml:"allow_synced"`
+	// MetadataFile is a local FIDO MDS3 blob; MetadataRootFile the PEM
+	// root it is signed under (the FIDO Alliance root in production).
+	MetadataFile     string `yaml:"metadata_file"`
+	MetadataRootFile string `yaml:"metadata_root_file"`
+	// RequireMetadata refuses authenticators absent from the blob.
+	RequireMetadata bool               `yaml:"require_metadata"`
+	Enrollment      WebAuthnEnrollment `yaml:"enrollment"`
+}
+
+// WebAuthnEnrollment says when a person may register a key. A stolen AD
+// password alone is never enough.
+type WebAuthnEnrollment struct {
+	// CodeLifetime is how long an admin-issued enrollment code is valid.
+	// Default 72h.
+	CodeLifetime time.Duration `yaml:"code_lifetime"`
+	// StrongFactorWindow: enrollment is allowed this long after a strong
+	// factor (an existing key, later a CPS card or Pro Santé Connect).
+	// Default 10m.
+	StrongFactorWindow time.Duration `yaml:"strong_factor_window"`
+	// GraceUntil, an RFC 3339 date, lets people with no key yet enroll
+	// after a password sign-in until then. Empty: no grace period.
+	GraceUntil string `yaml:"grace_until"`
+	// Grace is GraceUntil parsed.
+	Grace time.Time `yaml:"-"`
 }
 
 // Connector is an identity source.

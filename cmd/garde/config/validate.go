@@ -36,6 +36,7 @@ func (v *validator) validate() {
 	v.tokens()
 	v.sessions()
 	v.throttle()
+	v.webauthn()
 	v.connectors()
 	v.clients()
 }
@@ -783,4 +784,73 @@ func validScope(s string) bool {
 		}
 	}
 	return true
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func (v *validator) webauthn() {
+	w := &v.cfg.WebAuthn
+	const p = "webauthn"
+	v.enum(p+".second_factor", w.SecondFactor, "second-factor mode", "off", "optional", "required")
+	v.enum(p+".user_verification", w.UserVerification, "user verification requirement", "discouraged", "preferred", "required")
+	v.enum(p+".attestation", w.Attestation, "attestation conveyance", "none", "indirect", "direct")
+	if !w.Enabled && w.SecondFactor == "required" {
+		v.errorf(p+".second_factor", "is required but webauthn.enabled is false; expected webauthn enabled, or second_factor off or optional")
+	}
+	if iss, err := url.Parse(v.cfg.Issuer); err == nil && iss.Host != "" && v.set[p+".rp_id"] {
+		host := iss.Hostname()
+		switch {
+		case w.RPID == "":
+			v.errorf(p+".rp_id", "is empty; expected the issuer's host %q or a parent domain of it", host)
+		case net.ParseIP(w.RPID) != nil:
+			// Browsers refuse IP addresses as RP IDs.
+			v.errorf(p+".rp_id", "%q is an IP address; expected a domain name (use localhost for a local demo)", w.RPID)
+		case host != w.RPID && !strings.HasSuffix(host, "."+w.RPID):
+			v.errorf(p+".rp_id", "%q is not the issuer's host %q nor a parent domain of it; expected one of those", w.RPID, host)
+		}
+	}
+	for i, o := range w.Origins {
+		if !v.set[p+".origins"] {
+			break // derived from the issuer, which is checked on its own
+		}
+		path := fmt.Sprintf("%s.origins[%d]", p, i)
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+			v.errorf(path, "%q is not an origin; expected scheme://host[:port] with nothing after", o)
+			continue
+		}
+		if u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
+			v.errorf(path, "%q is not allowed; expected https (http only for localhost)", o)
+		}
+	}
+	for _, list := range []struct {
+		name string
+		ids  []string
+	}{{"aaguid_allow", w.AAGUIDAllow}, {"aaguid_deny", w.AAGUIDDeny}} {
+		for i, id := range list.ids {
+			if !uuidRE.MatchString(id) {
+				v.errorf(fmt.Sprintf("%s.%s[%d]", p, list.name, i), "%q is not an AAGUID; expected a lowercase UUID like cb69481e-8ff7-4039-93ec-0a2729a154a8", id)
+			}
+		}
+	}
+	if w.MetadataFile != "" {
+		v.file(p+".metadata_file", w.MetadataFile)
+		if w.MetadataRootFile == "" {
+			v.errorf(p+".metadata_root_file", "is required with metadata_file; expected the PEM certificate the blob is signed under")
+		} else {
+			v.file(p+".metadata_root_file", w.MetadataRootFile)
+		}
+	} else if w.RequireMetadata {
+		v.errorf(p+".require_metadata", "is true but no metadata_file is set; expected a local FIDO MDS3 blob")
+	}
+	e := &w.Enrollment
+	v.duration(p+".enrollment.code_lifetime", e.CodeLifetime, 30*24*time.Hour)
+	v.duration(p+".enrollment.strong_factor_window", e.StrongFactorWindow, time.Hour)
+	if e.GraceUntil != "" {
+		t, err := time.Parse(time.RFC3339, e.GraceUntil)
+		if err != nil {
+			v.errorf(p+".enrollment.grace_until", "%q is not a date; expected RFC 3339, e.g. 2027-03-31T23:59:59+02:00", e.GraceUntil)
+		}
+		e.Grace = t
+	}
 }
