@@ -4,10 +4,12 @@
 // sessions, authorization codes, PKCE, replay caches, rate-limit counters):
 // in memory for one replica, Redis for several. The durable store holds what
 // must survive a restart (signing keys, refresh-token families, the audit
-// trail): SQLite for one replica, PostgreSQL for several.
+// trail, WebAuthn credentials and enrollment codes): SQLite for one replica,
+// PostgreSQL for several.
 //
-// Callers depend on the narrow interfaces below (SigningKeys, RefreshTokens,
-// AuditLog), not on Durable as a whole. Every implementation passes the
+// Callers depend on the narrow interfaces (SigningKeys, RefreshTokens,
+// AuditLog, WebAuthnCredentials, EnrollmentCodes), not on Durable as a
+// whole. Every implementation passes the
 // conformance suites in store/conformance.
 package store
 
@@ -64,6 +66,8 @@ type Durable interface {
 	SigningKeys
 	RefreshTokens
 	AuditLog
+	WebAuthnCredentials
+	EnrollmentCodes
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	Close() error

@@ -35,6 +35,17 @@ func RunDurable(t *testing.T, newStore func(t *testing.T) store.Durable) {
 		{"RaceDeactivateRefreshToken", testRaceDeactivate},
 		{"RaceInsertSigningKey", testRaceInsertSigningKey},
 		{"RaceAppendAuditEvents", testRaceAppendAudit},
+		{"WebAuthnCredentials", testWebAuthnCredentials},
+		{"WebAuthnCredentialConflicts", testWebAuthnCredentialConflicts},
+		{"UpdateWebAuthnCredentialUse", testUpdateWebAuthnCredentialUse},
+		{"RenameWebAuthnCredential", testRenameWebAuthnCredential},
+		{"DeleteWebAuthnCredential", testDeleteWebAuthnCredential},
+		{"FlagWebAuthnCredential", testFlagWebAuthnCredential},
+		{"DeleteWebAuthnCredentialsOf", testDeleteWebAuthnCredentialsOf},
+		{"EnrollmentCodes", testEnrollmentCodes},
+		{"EnrollmentCodeRefusals", testEnrollmentCodeRefusals},
+		{"ListEnrollmentCodes", testListEnrollmentCodes},
+		{"RaceUseEnrollmentCode", testRaceUseEnrollmentCode},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -602,5 +613,409 @@ func testRaceAppendAudit(t *testing.T, s store.Durable) {
 			t.Fatalf("%s: event seq %s, want %d", e.Person, e.Details["seq"], next[e.Person])
 		}
 		next[e.Person]++
+	}
+}
+
+func credential(id, subject string, created time.Time) store.WebAuthnCredential {
+	return store.WebAuthnCredential{
+		ID:             []byte("cred-" + id + "\x00\xff"),
+		Subject:        subject,
+		Name:           "Clé " + id,
+		AAGUID:         bytes.Repeat([]byte{0xad}, 16),
+		SignCount:      7,
+		BackupEligible: true,
+		Discoverable:   false,
+		Data:           []byte(`{"publicKey":"` + id + `"}`),
+		CreatedAt:      created,
+	}
+}
+
+func createCredentials(t *testing.T, s store.Durable, creds ...store.WebAuthnCredential) {
+	t.Helper()
+	for _, c := range creds {
+		if err := s.CreateWebAuthnCredential(context.Background(), c); err != nil {
+			t.Fatalf("CreateWebAuthnCredential(%q): %v", c.ID, err)
+		}
+	}
+}
+
+func sameCredential(got, want store.WebAuthnCredential) bool {
+	lastUsed := got.LastUsedAt.IsZero() && want.LastUsedAt.IsZero() || sameTime(got.LastUsedAt, want.LastUsedAt)
+	return bytes.Equal(got.ID, want.ID) && got.Subject == want.Subject && got.Name == want.Name &&
+		bytes.Equal(got.AAGUID, want.AAGUID) && got.SignCount == want.SignCount &&
+		got.BackupEligible == want.BackupEligible && got.Discoverable == want.Discoverable &&
+		got.Flagged == want.Flagged && bytes.Equal(got.Data, want.Data) &&
+		sameTime(got.CreatedAt, want.CreatedAt) && lastUsed
+}
+
+func checkCredential(t *testing.T, s store.Durable, want store.WebAuthnCredential) {
+	t.Helper()
+	got, err := s.GetWebAuthnCredential(context.Background(), want.ID)
+	if err != nil {
+		t.Fatalf("GetWebAuthnCredential(%q): %v", want.ID, err)
+	}
+	if !sameCredential(got, want) {
+		t.Fatalf("GetWebAuthnCredential = %+v,\nwant %+v (times in UTC)", got, want)
+	}
+}
+
+func wantNoCredential(t *testing.T, s store.Durable, id []byte) {
+	t.Helper()
+	if got, err := s.GetWebAuthnCredential(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetWebAuthnCredential(%q) = %+v, %v; want ErrNotFound", id, got, err)
+	}
+}
+
+func checkCredentialList(t *testing.T, s store.Durable, subject string, want ...store.WebAuthnCredential) {
+	t.Helper()
+	got, err := s.ListWebAuthnCredentials(context.Background(), subject)
+	if err != nil {
+		t.Fatalf("ListWebAuthnCredentials(%s): %v", subject, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ListWebAuthnCredentials(%s) returned %d credentials, want %d: %+v", subject, len(got), len(want), got)
+	}
+	for i := range want {
+		if !sameCredential(got[i], want[i]) {
+			t.Fatalf("ListWebAuthnCredentials(%s)[%d] = %+v,\nwant %+v", subject, i, got[i], want[i])
+		}
+	}
+}
+
+func testWebAuthnCredentials(t *testing.T, s store.Durable) {
+	checkCredentialList(t, s, "alice")
+	wantNoCredential(t, s, []byte("missing"))
+
+	late := credential("late", "alice", base.Add(time.Hour))
+	late.LastUsedAt = base.Add(2 * time.Hour)
+	late.Discoverable, late.BackupEligible = true, false
+	early := credential("early", "alice", base)
+	early.SignCount = 1<<32 - 1 // the whole uint32 range
+	mid := credential("mid", "alice", base.Add(time.Minute))
+	mid.Flagged = true
+	bob := credential("bob", "bob", base.Add(-time.Hour))
+	// Empty fields round-trip; no AAGUID (zero-length) is allowed.
+	bare := store.WebAuthnCredential{ID: []byte{0}, Subject: "carol", CreatedAt: base}
+	createCredentials(t, s, late, early, bob, mid, bare)
+
+	for _, c := range []store.WebAuthnCredential{late, early, mid, bob, bare} {
+		checkCredential(t, s, c)
+	}
+	// Oldest first, whatever the insertion order; another person's keys
+	// never appear.
+	checkCredentialList(t, s, "alice", early, mid, late)
+	checkCredentialList(t, s, "bob", bob)
+	checkCredentialList(t, s, "carol", bare)
+	checkCredentialList(t, s, "ali")
+	// An id is matched exactly, not as a prefix.
+	wantNoCredential(t, s, []byte("cred-early"))
+}
+
+func testWebAuthnCredentialConflicts(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	a := credential("k", "alice", base)
+	createCredentials(t, s, a)
+	again := credential("k", "alice", base.Add(time.Hour))
+	again.Name = "another"
+	if err := s.CreateWebAuthnCredential(ctx, again); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateWebAuthnCredential(existing id) = %v, want ErrConflict", err)
+	}
+	// The id is unique across people: registering someone else's
+	// credential id must not create a second row (or take the first over).
+	stolen := credential("k", "mallory", base)
+	if err := s.CreateWebAuthnCredential(ctx, stolen); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateWebAuthnCredential(another person's id) = %v, want ErrConflict", err)
+	}
+	checkCredential(t, s, a)
+	checkCredentialList(t, s, "alice", a)
+	checkCredentialList(t, s, "mallory")
+	// A deleted id can be registered again.
+	if err := s.DeleteWebAuthnCredential(ctx, "alice", a.ID); err != nil {
+		t.Fatal(err)
+	}
+	createCredentials(t, s, stolen)
+	checkCredential(t, s, stolen)
+}
+
+func testUpdateWebAuthnCredentialUse(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	a, b := credential("a", "alice", base), credential("b", "alice", base.Add(time.Second))
+	a.Flagged = true
+	createCredentials(t, s, a, b)
+	used := base.Add(24*time.Hour + 789*time.Nanosecond).In(time.FixedZone("Far", 13*3600))
+	data := []byte(`{"publicKey":"a","flags":{"backupState":true}}`)
+	if err := s.UpdateWebAuthnCredentialUse(ctx, a.ID, 42, used, data); err != nil {
+		t.Fatalf("UpdateWebAuthnCredentialUse: %v", err)
+	}
+	a.SignCount, a.LastUsedAt, a.Data = 42, used.Truncate(time.Microsecond), data
+	checkCredential(t, s, a) // Flagged is kept
+	checkCredential(t, s, b)
+	// A later use overwrites; a counter of zero (authenticators without one)
+	// is stored as such.
+	used2 := used.Add(time.Minute)
+	if err := s.UpdateWebAuthnCredentialUse(ctx, a.ID, 0, used2, []byte("v2")); err != nil {
+		t.Fatalf("UpdateWebAuthnCredentialUse: %v", err)
+	}
+	a.SignCount, a.LastUsedAt, a.Data = 0, used2.Truncate(time.Microsecond), []byte("v2")
+	checkCredential(t, s, a)
+	checkCredentialList(t, s, "alice", a, b)
+	if err := s.UpdateWebAuthnCredentialUse(ctx, []byte("missing"), 1, used, data); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateWebAuthnCredentialUse(missing) = %v, want ErrNotFound", err)
+	}
+	wantNoCredential(t, s, []byte("missing"))
+}
+
+func testRenameWebAuthnCredential(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	a, b := credential("a", "alice", base), credential("b", "bob", base)
+	createCredentials(t, s, a, b)
+	if err := s.RenameWebAuthnCredential(ctx, "alice", a.ID, "Clé bleue"); err != nil {
+		t.Fatalf("RenameWebAuthnCredential: %v", err)
+	}
+	a.Name = "Clé bleue"
+	checkCredential(t, s, a)
+	// Renaming to the same name is not "not found".
+	if err := s.RenameWebAuthnCredential(ctx, "alice", a.ID, "Clé bleue"); err != nil {
+		t.Fatalf("RenameWebAuthnCredential(same name): %v", err)
+	}
+	// A person can never touch another person's key.
+	if err := s.RenameWebAuthnCredential(ctx, "bob", a.ID, "pwned"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RenameWebAuthnCredential(another person's key) = %v, want ErrNotFound", err)
+	}
+	if err := s.RenameWebAuthnCredential(ctx, "", a.ID, "pwned"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RenameWebAuthnCredential(empty subject) = %v, want ErrNotFound", err)
+	}
+	if err := s.RenameWebAuthnCredential(ctx, "alice", []byte("missing"), "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RenameWebAuthnCredential(missing) = %v, want ErrNotFound", err)
+	}
+	checkCredential(t, s, a)
+	checkCredential(t, s, b)
+}
+
+func testDeleteWebAuthnCredential(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	a1, a2, b := credential("a1", "alice", base), credential("a2", "alice", base.Add(time.Second)), credential("b", "bob", base)
+	createCredentials(t, s, a1, a2, b)
+	// A person can never touch another person's key.
+	if err := s.DeleteWebAuthnCredential(ctx, "bob", a1.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteWebAuthnCredential(another person's key) = %v, want ErrNotFound", err)
+	}
+	checkCredential(t, s, a1)
+	checkCredentialList(t, s, "alice", a1, a2)
+	if err := s.DeleteWebAuthnCredential(ctx, "alice", a1.ID); err != nil {
+		t.Fatalf("DeleteWebAuthnCredential: %v", err)
+	}
+	wantNoCredential(t, s, a1.ID)
+	checkCredentialList(t, s, "alice", a2)
+	checkCredentialList(t, s, "bob", b)
+	if err := s.DeleteWebAuthnCredential(ctx, "alice", a1.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteWebAuthnCredential(again) = %v, want ErrNotFound", err)
+	}
+}
+
+func testFlagWebAuthnCredential(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	a, b := credential("a", "alice", base), credential("b", "alice", base.Add(time.Second))
+	createCredentials(t, s, a, b)
+	if err := s.FlagWebAuthnCredential(ctx, a.ID); err != nil {
+		t.Fatalf("FlagWebAuthnCredential: %v", err)
+	}
+	a.Flagged = true
+	checkCredential(t, s, a)
+	checkCredential(t, s, b)
+	if err := s.FlagWebAuthnCredential(ctx, a.ID); err != nil {
+		t.Fatalf("FlagWebAuthnCredential(already flagged): %v", err)
+	}
+	// A use does not clear the flag: only an admin removing the key does.
+	if err := s.UpdateWebAuthnCredentialUse(ctx, a.ID, 99, base.Add(time.Hour), a.Data); err != nil {
+		t.Fatal(err)
+	}
+	a.SignCount, a.LastUsedAt = 99, base.Add(time.Hour)
+	checkCredential(t, s, a)
+	// The contract leaves a missing credential open: either answer is
+	// fine, as long as nothing is created.
+	if err := s.FlagWebAuthnCredential(ctx, []byte("missing")); err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("FlagWebAuthnCredential(missing) = %v, want nil or ErrNotFound", err)
+	}
+	wantNoCredential(t, s, []byte("missing"))
+}
+
+func testDeleteWebAuthnCredentialsOf(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	a1, a2, a3 := credential("a1", "alice", base), credential("a2", "alice", base), credential("a3", "alice", base)
+	b, near := credential("b", "bob", base), credential("n", "alice2", base)
+	createCredentials(t, s, a1, a2, a3, b, near)
+	n, err := s.DeleteWebAuthnCredentialsOf(ctx, "alice")
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteWebAuthnCredentialsOf = %d, %v; want 3", n, err)
+	}
+	for _, c := range []store.WebAuthnCredential{a1, a2, a3} {
+		wantNoCredential(t, s, c.ID)
+	}
+	checkCredentialList(t, s, "alice")
+	checkCredentialList(t, s, "bob", b)
+	checkCredentialList(t, s, "alice2", near)
+	if n, err := s.DeleteWebAuthnCredentialsOf(ctx, "alice"); err != nil || n != 0 {
+		t.Fatalf("DeleteWebAuthnCredentialsOf(again) = %d, %v; want 0", n, err)
+	}
+}
+
+func enrollmentCode(code, subject string, created time.Time) store.EnrollmentCode {
+	return store.EnrollmentCode{
+		Hash:      []byte("sha256(" + code + ")\x00\xff"),
+		Subject:   subject,
+		CreatedBy: "admin",
+		CreatedAt: created,
+		ExpiresAt: created.Add(24 * time.Hour),
+	}
+}
+
+func createCodes(t *testing.T, s store.Durable, codes ...store.EnrollmentCode) {
+	t.Helper()
+	for _, c := range codes {
+		if err := s.CreateEnrollmentCode(context.Background(), c); err != nil {
+			t.Fatalf("CreateEnrollmentCode(%q): %v", c.Hash, err)
+		}
+	}
+}
+
+func checkCodeList(t *testing.T, s store.Durable, subject string, want ...store.EnrollmentCode) {
+	t.Helper()
+	got, err := s.ListEnrollmentCodes(context.Background(), subject)
+	if err != nil {
+		t.Fatalf("ListEnrollmentCodes(%s): %v", subject, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ListEnrollmentCodes(%s) returned %d codes, want %d: %+v", subject, len(got), len(want), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		usedOK := g.UsedAt.IsZero() && w.UsedAt.IsZero() || sameTime(g.UsedAt, w.UsedAt)
+		if !bytes.Equal(g.Hash, w.Hash) || g.Subject != w.Subject || g.CreatedBy != w.CreatedBy ||
+			!sameTime(g.CreatedAt, w.CreatedAt) || !sameTime(g.ExpiresAt, w.ExpiresAt) || !usedOK {
+			t.Fatalf("ListEnrollmentCodes(%s)[%d] = %+v,\nwant %+v (times in UTC)", subject, i, g, w)
+		}
+	}
+}
+
+func wantCodeRefused(t *testing.T, s store.Durable, what string, hash []byte, subject string, now time.Time) {
+	t.Helper()
+	if err := s.UseEnrollmentCode(context.Background(), hash, subject, now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UseEnrollmentCode(%s) = %v, want ErrNotFound", what, err)
+	}
+}
+
+func testEnrollmentCodes(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	checkCodeList(t, s, "alice")
+	c := enrollmentCode("one", "alice", base)
+	createCodes(t, s, c)
+	checkCodeList(t, s, "alice", c)
+	dup := enrollmentCode("one", "bob", base.Add(time.Hour))
+	if err := s.CreateEnrollmentCode(ctx, dup); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("CreateEnrollmentCode(existing hash) = %v, want ErrConflict", err)
+	}
+	checkCodeList(t, s, "alice", c)
+	checkCodeList(t, s, "bob")
+
+	now := base.Add(time.Hour + 789*time.Nanosecond).In(time.FixedZone("Far", 13*3600))
+	if err := s.UseEnrollmentCode(ctx, c.Hash, "alice", now); err != nil {
+		t.Fatalf("UseEnrollmentCode: %v", err)
+	}
+	c.UsedAt = now.Truncate(time.Microsecond)
+	checkCodeList(t, s, "alice", c)
+	// Single use: a second use, even a moment later, is refused and does
+	// not move UsedAt.
+	wantCodeRefused(t, s, "used code", c.Hash, "alice", now.Add(time.Second))
+	checkCodeList(t, s, "alice", c)
+	wantCodeRefused(t, s, "missing code", []byte("missing"), "alice", now)
+}
+
+func testEnrollmentCodeRefusals(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	c := enrollmentCode("c", "alice", base)
+	createCodes(t, s, c)
+	// Expired: at ExpiresAt the code is already refused.
+	wantCodeRefused(t, s, "expired code", c.Hash, "alice", c.ExpiresAt.Add(time.Hour))
+	wantCodeRefused(t, s, "code at its expiry", c.Hash, "alice", c.ExpiresAt)
+	// Another person's code, or a near subject.
+	wantCodeRefused(t, s, "another person's code", c.Hash, "bob", base.Add(time.Minute))
+	wantCodeRefused(t, s, "prefix of the subject", c.Hash, "ali", base.Add(time.Minute))
+	wantCodeRefused(t, s, "empty subject", c.Hash, "", base.Add(time.Minute))
+	// A hash is matched exactly.
+	wantCodeRefused(t, s, "hash prefix", c.Hash[:len(c.Hash)-1], "alice", base.Add(time.Minute))
+	// None of the refusals used the code up.
+	checkCodeList(t, s, "alice", c)
+	// Time zones do not matter, only instants: a microsecond before expiry,
+	// in another zone, is still in time.
+	last := c.ExpiresAt.Add(-time.Microsecond).In(time.FixedZone("X", -7*3600))
+	if err := s.UseEnrollmentCode(ctx, c.Hash, "alice", last); err != nil {
+		t.Fatalf("UseEnrollmentCode(just before expiry): %v", err)
+	}
+	c.UsedAt = last
+	checkCodeList(t, s, "alice", c)
+}
+
+func testListEnrollmentCodes(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	oldest := enrollmentCode("oldest", "alice", base.Add(-48*time.Hour)) // expired by now
+	older := enrollmentCode("older", "alice", base.Add(-time.Hour))
+	newest := enrollmentCode("newest", "alice", base)
+	newest.CreatedBy = "helpdesk"
+	bob := enrollmentCode("bob", "bob", base.Add(time.Hour))
+	createCodes(t, s, older, bob, oldest, newest)
+	if err := s.UseEnrollmentCode(ctx, older.Hash, "alice", base); err != nil {
+		t.Fatal(err)
+	}
+	older.UsedAt = base
+	// Newest first, used and expired codes included.
+	checkCodeList(t, s, "alice", newest, older, oldest)
+	checkCodeList(t, s, "bob", bob)
+	checkCodeList(t, s, "carol")
+}
+
+// enrollmentRacers is how many goroutines race to use one enrollment code.
+const enrollmentRacers = 30
+
+func testRaceUseEnrollmentCode(t *testing.T, s store.Durable) {
+	ctx := context.Background()
+	for r := range rounds {
+		c := enrollmentCode(fmt.Sprintf("race-%d", r), "alice", base)
+		createCodes(t, s, c)
+		errs := make([]error, enrollmentRacers)
+		var start, done sync.WaitGroup
+		start.Add(1)
+		for i := range enrollmentRacers {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				start.Wait()
+				errs[i] = s.UseEnrollmentCode(ctx, c.Hash, "alice", base.Add(time.Duration(i+1)*time.Second))
+			}()
+		}
+		start.Done()
+		done.Wait()
+		won, winner := 0, -1
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				won, winner = won+1, i
+			case !errors.Is(err, store.ErrNotFound):
+				t.Fatalf("UseEnrollmentCode: %v, want nil or ErrNotFound", err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d of %d racing uses succeeded, want exactly 1", r, won, enrollmentRacers)
+		}
+		// The code records the winner's use, not a loser's.
+		codes, err := s.ListEnrollmentCodes(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, got := range codes {
+			if bytes.Equal(got.Hash, c.Hash) && !sameTime(got.UsedAt, base.Add(time.Duration(winner+1)*time.Second)) {
+				t.Fatalf("round %d: UsedAt = %v, want the winner's %v", r, got.UsedAt, base.Add(time.Duration(winner+1)*time.Second))
+			}
+		}
 	}
 }

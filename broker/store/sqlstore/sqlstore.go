@@ -34,6 +34,7 @@ type queries struct {
 	createToken, getToken, deactivateToken, tokenExists     string
 	deleteToken, revokeFamily, revokeSession, deleteExpired string
 	insertAudit                                             string
+	wa                                                      webauthnQueries
 }
 
 const tokenColumns = `signature, request_id, client_id, subject, session_id, active, data, created_at, expires_at`
@@ -66,6 +67,8 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 		deleteExpired:   r(`DELETE FROM refresh_tokens WHERE expires_at < ?`),
 
 		insertAudit: r(`INSERT INTO audit_events (time, type, person, app, client_addr, outcome, reason, session_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+
+		wa: newWebAuthnQueries(r),
 	}
 	return s, nil
 }
