@@ -1,8 +1,8 @@
 // Package connectors defines what an upstream identity source gives Garde:
 // an Identity that says who the person is and how they authenticated. Each
 // connector lives in its own sub-package and implements only the capability
-// interfaces it can honour (PasswordConnector today; redirect- and
-// certificate-based connectors later). Connectors know nothing of tokens,
+// interfaces it can honour (PasswordConnector, LookupConnector; redirect-
+// and certificate-based connectors later). Connectors know nothing of tokens,
 // applications or policies.
 package connectors
 
@@ -54,6 +54,26 @@ type PasswordConnector interface {
 	// ErrInvalidCredentials, in the same time as far as practical.
 	Login(ctx context.Context, username, password string) (Identity, error)
 }
+
+// LookupConnector finds a person it authenticated before, by the
+// Identity.Subject it returned, without credentials. Passwordless sign-in
+// (a passkey) uses it: the credential proves who the person is, the
+// connector says who they are now (names, groups, national id) and whether
+// the account may still sign in.
+type LookupConnector interface {
+	// Lookup returns the person's current identity, with nothing proven:
+	// AMR empty, Assurance None, AuthTime zero. Errors (wrapped, so use
+	// errors.Is): ErrUnknownSubject when no account has this subject (any
+	// more); ErrAccountDisabled, ErrAccountLocked or ErrAccountExpired when
+	// the account may not sign in now; ErrUnavailable when the source
+	// cannot answer. ErrPasswordExpired is never returned: an expired
+	// password is no obstacle to signing in without one.
+	Lookup(ctx context.Context, subject string) (Identity, error)
+}
+
+// ErrUnknownSubject is returned by Lookup for a subject that names no
+// account: never known, deleted, or malformed.
+var ErrUnknownSubject = errors.New("unknown subject")
 
 // Errors a connector returns; the sign-in flow maps each to a message a
 // person can read. Only ErrInvalidCredentials counts towards throttling as a

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	goldap "github.com/go-ldap/ldap/v3"
+
 	"github.com/garde-sso/garde/connectors"
 )
 
@@ -115,39 +117,97 @@ const (
 	filetimeUnixEpoch = 116444736000000000
 )
 
-// accountState checks the AD account attributes of an entry whose password
-// was just proven correct. OpenLDAP test directories do not produce AD's
-// bind sub-codes, and AD itself lets a bind through in some states (e.g. a
-// lockout flag set by hand), so the attributes are checked as well.
-// Absent attributes mean nothing to check.
-func accountState(uac, accountExpires, pwdLastSet string, now time.Time) error {
-	if uac != "" {
-		v, err := strconv.ParseInt(strings.TrimSpace(uac), 10, 64)
-		if err != nil {
-			return fmt.Errorf("unreadable userAccountControl %q: %w", uac, connectors.ErrAccountDisabled)
+// AD attributes holding the account state.
+const (
+	attrUAC         = "userAccountControl"
+	attrUACComputed = "msDS-User-Account-Control-Computed"
+	attrExpires     = "accountExpires"
+	attrPwdLastSet  = "pwdLastSet"
+	attrLockoutTime = "lockoutTime"
+)
+
+// stateAttributes are read with every person's entry.
+var stateAttributes = []string{attrUAC, attrUACComputed, attrExpires, attrPwdLastSet, attrLockoutTime}
+
+// adState holds an entry's account state attributes, as read ("" when
+// absent).
+type adState struct {
+	uac, uacComputed, accountExpires, pwdLastSet, lockoutTime string
+}
+
+func stateOf(e *goldap.Entry) adState {
+	return adState{
+		uac:            e.GetEqualFoldAttributeValue(attrUAC),
+		uacComputed:    e.GetEqualFoldAttributeValue(attrUACComputed),
+		accountExpires: e.GetEqualFoldAttributeValue(attrExpires),
+		pwdLastSet:     e.GetEqualFoldAttributeValue(attrPwdLastSet),
+		lockoutTime:    e.GetEqualFoldAttributeValue(attrLockoutTime),
+	}
+}
+
+// accountState checks the AD account attributes of a person. Login calls
+// it once the password is proven, with password true: OpenLDAP test
+// directories do not produce AD's bind sub-codes, and AD itself lets a
+// bind through in some states (e.g. a lockout flag set by hand), so the
+// attributes are checked as well. Lookup calls it with password false: no
+// bind happened, so the attributes are all there is, and the password's
+// own state (expired, must change) is no obstacle to passwordless sign-in.
+//
+// Disabled, locked and expired accounts are reported before an expired
+// password, whatever is asked: changing the password would not let such
+// an account in. Absent attributes mean nothing to check; unreadable ones
+// refuse the account.
+//
+// AD does not maintain the LOCKOUT and PASSWORD_EXPIRED bits of
+// userAccountControl: it computes them in msDS-User-Account-Control-
+// Computed, which is read as well. Where that is absent, a non-zero
+// lockoutTime counts as locked (it may outlast an automatic unlock; failing
+// closed then is the price of not binding).
+func accountState(st adState, now time.Time, password bool) error {
+	var flags uint32
+	for _, a := range []struct{ name, v string }{{attrUAC, st.uac}, {attrUACComputed, st.uacComputed}} {
+		if a.v == "" {
+			continue
 		}
-		flags := uint32(v) // AD stores it as a signed 32-bit integer
-		switch {
-		case flags&uacAccountDisable != 0:
-			return connectors.ErrAccountDisabled
-		case flags&uacLockout != 0:
-			return connectors.ErrAccountLocked
-		case flags&uacPasswordExpired != 0:
-			return connectors.ErrPasswordExpired
+		v, err := strconv.ParseInt(strings.TrimSpace(a.v), 10, 64)
+		if err != nil {
+			return fmt.Errorf("unreadable %s %q: %w", a.name, a.v, connectors.ErrAccountDisabled)
+		}
+		flags |= uint32(v) // AD stores them as signed 32-bit integers
+	}
+	switch {
+	case flags&uacAccountDisable != 0:
+		return connectors.ErrAccountDisabled
+	case flags&uacLockout != 0:
+		return connectors.ErrAccountLocked
+	}
+	if st.uacComputed == "" && st.lockoutTime != "" {
+		v, err := strconv.ParseInt(strings.TrimSpace(st.lockoutTime), 10, 64)
+		if err != nil {
+			return fmt.Errorf("unreadable lockoutTime %q: %w", st.lockoutTime, connectors.ErrAccountLocked)
+		}
+		if v != 0 {
+			return fmt.Errorf("lockoutTime set: %w", connectors.ErrAccountLocked)
 		}
 	}
-	if accountExpires != "" {
-		v, err := strconv.ParseInt(strings.TrimSpace(accountExpires), 10, 64)
+	if st.accountExpires != "" {
+		v, err := strconv.ParseInt(strings.TrimSpace(st.accountExpires), 10, 64)
 		if err != nil {
-			return fmt.Errorf("unreadable accountExpires %q: %w", accountExpires, connectors.ErrAccountExpired)
+			return fmt.Errorf("unreadable accountExpires %q: %w", st.accountExpires, connectors.ErrAccountExpired)
 		}
 		if v != 0 && v != filetimeNever && !now.Before(filetimeToTime(v)) {
 			return connectors.ErrAccountExpired
 		}
 	}
+	if !password {
+		return nil
+	}
+	if flags&uacPasswordExpired != 0 {
+		return connectors.ErrPasswordExpired
+	}
 	// pwdLastSet 0 is how AD says "user must change password at next
 	// logon"; AD also refuses such a bind with 773.
-	if strings.TrimSpace(pwdLastSet) == "0" {
+	if strings.TrimSpace(st.pwdLastSet) == "0" {
 		return connectors.ErrPasswordExpired
 	}
 	return nil
@@ -178,4 +238,34 @@ func formatGUID(raw []byte) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// parseGUID is the inverse of formatGUID for the canonical form: it turns
+// "3f2504e0-4f89-11d3-9a0c-0305e82c3301" (either case, no braces) into the
+// 16 bytes AD stores, first three fields little-endian. ok is false for
+// anything else.
+func parseGUID(s string) ([]byte, bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return nil, false
+	}
+	b, err := hex.DecodeString(s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36])
+	if err != nil || len(b) != 16 {
+		return nil, false
+	}
+	b[0], b[1], b[2], b[3] = b[3], b[2], b[1], b[0]
+	b[4], b[5] = b[5], b[4]
+	b[6], b[7] = b[7], b[6]
+	return b, true
+}
+
+// escapeBytes renders raw as an RFC 4515 filter value with every byte
+// escaped (\xx), the form AD expects for binary attributes like
+// objectGUID.
+func escapeBytes(raw []byte) string {
+	var b strings.Builder
+	b.Grow(3 * len(raw))
+	for _, c := range raw {
+		fmt.Fprintf(&b, "\\%02x", c)
+	}
+	return b.String()
 }

@@ -116,31 +116,92 @@ func TestAccountState(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	ft := func(t time.Time) string { return strconv.FormatInt(t.UnixNano()/100+filetimeUnixEpoch, 10) }
 	tests := []struct {
-		name                 string
-		uac, expires, pwdSet string
-		want                 error
+		name string
+		st   adState
+		// want is Login's answer (password proven); lookup is Lookup's
+		// (no password: password states are no obstacle).
+		want, lookup error
 	}{
-		{"normal", "512", "0", "133800000000000000", nil},
-		{"absent", "", "", "", nil},
-		{"never expires", "66048", "9223372036854775807", "1", nil},
-		{"future", "512", ft(now.Add(time.Hour)), "", nil},
-		{"disabled", "514", "", "", connectors.ErrAccountDisabled},
-		{"locked", "528", "", "", connectors.ErrAccountLocked},
-		{"password expired flag", "8389120", "", "", connectors.ErrPasswordExpired},
-		{"signed uac", "-2147483134", "", "", connectors.ErrAccountDisabled},
-		{"expired", "512", ft(now.Add(-time.Second)), "", connectors.ErrAccountExpired},
-		{"expires now", "512", ft(now), "", connectors.ErrAccountExpired},
-		{"must change", "512", "0", "0", connectors.ErrPasswordExpired},
-		{"disabled wins", "514", ft(now.Add(-time.Hour)), "0", connectors.ErrAccountDisabled},
-		{"garbage uac", "x", "", "", connectors.ErrAccountDisabled},
-		{"garbage expires", "512", "soon", "", connectors.ErrAccountExpired},
+		{"normal", adState{uac: "512", accountExpires: "0", pwdLastSet: "133800000000000000"}, nil, nil},
+		{"absent", adState{}, nil, nil},
+		{"never expires", adState{uac: "66048", accountExpires: "9223372036854775807", pwdLastSet: "1"}, nil, nil},
+		{"future", adState{uac: "512", accountExpires: ft(now.Add(time.Hour))}, nil, nil},
+		{"disabled", adState{uac: "514"}, connectors.ErrAccountDisabled, connectors.ErrAccountDisabled},
+		{"locked", adState{uac: "528"}, connectors.ErrAccountLocked, connectors.ErrAccountLocked},
+		{"password expired flag", adState{uac: "8389120"}, connectors.ErrPasswordExpired, nil},
+		{"signed uac", adState{uac: "-2147483134"}, connectors.ErrAccountDisabled, connectors.ErrAccountDisabled},
+		{"expired", adState{uac: "512", accountExpires: ft(now.Add(-time.Second))}, connectors.ErrAccountExpired, connectors.ErrAccountExpired},
+		{"expires now", adState{uac: "512", accountExpires: ft(now)}, connectors.ErrAccountExpired, connectors.ErrAccountExpired},
+		{"must change", adState{uac: "512", accountExpires: "0", pwdLastSet: "0"}, connectors.ErrPasswordExpired, nil},
+		{"disabled wins", adState{uac: "514", accountExpires: ft(now.Add(-time.Hour)), pwdLastSet: "0"}, connectors.ErrAccountDisabled, connectors.ErrAccountDisabled},
+		// An expired password must not hide an expired or locked account.
+		{"expired wins over password", adState{uac: "8389120", accountExpires: ft(now.Add(-time.Hour)), pwdLastSet: "0"}, connectors.ErrAccountExpired, connectors.ErrAccountExpired},
+		{"garbage uac", adState{uac: "x"}, connectors.ErrAccountDisabled, connectors.ErrAccountDisabled},
+		{"garbage expires", adState{uac: "512", accountExpires: "soon"}, connectors.ErrAccountExpired, connectors.ErrAccountExpired},
+		// AD computes LOCKOUT and PASSWORD_EXPIRED in
+		// msDS-User-Account-Control-Computed.
+		{"computed locked", adState{uac: "512", uacComputed: "16", lockoutTime: "133800000000000000"}, connectors.ErrAccountLocked, connectors.ErrAccountLocked},
+		{"computed password expired", adState{uac: "512", uacComputed: "8388608"}, connectors.ErrPasswordExpired, nil},
+		{"computed clear, lockout lapsed", adState{uac: "512", uacComputed: "0", lockoutTime: "133800000000000000"}, nil, nil},
+		{"garbage computed", adState{uac: "512", uacComputed: "?"}, connectors.ErrAccountDisabled, connectors.ErrAccountDisabled},
+		// Without the computed attribute, a lockoutTime counts.
+		{"lockoutTime", adState{uac: "512", lockoutTime: "133800000000000000"}, connectors.ErrAccountLocked, connectors.ErrAccountLocked},
+		{"lockoutTime zero", adState{uac: "512", lockoutTime: "0"}, nil, nil},
+		{"garbage lockoutTime", adState{uac: "512", lockoutTime: "x"}, connectors.ErrAccountLocked, connectors.ErrAccountLocked},
 	}
 	for _, tt := range tests {
-		err := accountState(tt.uac, tt.expires, tt.pwdSet, now)
-		if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
-			t.Errorf("%s: accountState = %v, want %v", tt.name, err, tt.want)
+		for _, mode := range []struct {
+			password bool
+			want     error
+		}{{true, tt.want}, {false, tt.lookup}} {
+			err := accountState(tt.st, now, mode.password)
+			if (mode.want == nil) != (err == nil) || (mode.want != nil && !errors.Is(err, mode.want)) {
+				t.Errorf("%s: accountState(password=%v) = %v, want %v", tt.name, mode.password, err, mode.want)
+			}
+			if !mode.password && errors.Is(err, connectors.ErrPasswordExpired) {
+				t.Errorf("%s: ErrPasswordExpired without a password", tt.name)
+			}
 		}
 	}
+}
+
+func TestParseGUID(t *testing.T) {
+	raw := []byte{0xe0, 0x04, 0x25, 0x3f, 0x89, 0x4f, 0xd3, 0x11, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c, 0x33, 0x01}
+	for _, s := range []string{"3f2504e0-4f89-11d3-9a0c-0305e82c3301", "3F2504E0-4F89-11D3-9A0C-0305E82C3301"} {
+		got, ok := parseGUID(s)
+		if !ok || string(got) != string(raw) {
+			t.Errorf("parseGUID(%q) = %x, %v", s, got, ok)
+		}
+	}
+	if got := escapeBytes(raw[:3]); got != `\e0\04\25` {
+		t.Errorf("escapeBytes = %q", got)
+	}
+	for _, bad := range []string{"", "*", ")(", "{3f2504e0-4f89-11d3-9a0c-0305e82c3301}",
+		"3f2504e0-4f89-11d3-9a0c-0305e82c330z", "3f2504e0-4f89-11d3-9a0c-0305e82c33011",
+		"3f2504e04f8911d39a0c0305e82c3301", "3f2504e0-4f89-11d3-9a0c0-305e82c3301",
+		"3f2504e0-4f89-11d3-9a0c-0305e82c33*)", "+f2504e0-4f89-11d3-9a0c-0305e82c3301"} {
+		if _, ok := parseGUID(bad); ok {
+			t.Errorf("parseGUID(%q) accepted", bad)
+		}
+	}
+}
+
+// FuzzParseGUID checks that parseGUID accepts exactly what formatGUID
+// writes (up to case) and round-trips it.
+func FuzzParseGUID(f *testing.F) {
+	f.Add("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+	f.Add("0b6b7f4e-1c1a-4d8e-8d1e-000000000003")
+	f.Add("*")
+	f.Fuzz(func(t *testing.T, s string) {
+		raw, ok := parseGUID(s)
+		if !ok {
+			return
+		}
+		back, ok := formatGUID(raw)
+		if !ok || back != strings.ToLower(s) {
+			t.Fatalf("parseGUID(%q) = %x, formatted back %q", s, raw, back)
+		}
+	})
 }
 
 func TestFormatGUID(t *testing.T) {

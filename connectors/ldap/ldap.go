@@ -143,9 +143,13 @@ type Connector struct {
 	svcBackoff atomic.Int64
 
 	groupBase *goldap.DN
+	baseDN    *goldap.DN
 }
 
-var _ connectors.PasswordConnector = (*Connector)(nil)
+var (
+	_ connectors.PasswordConnector = (*Connector)(nil)
+	_ connectors.LookupConnector   = (*Connector)(nil)
+)
 
 // serviceBackoff is how long Garde stops binding as the service account
 // after the directory refused its password.
@@ -166,6 +170,7 @@ func Open(cfg Config, logger *slog.Logger) (*Connector, error) {
 	if cfg.GroupBaseDN != "" {
 		c.groupBase, _ = goldap.ParseDN(cfg.GroupBaseDN) // validated
 	}
+	c.baseDN, _ = goldap.ParseDN(cfg.BaseDN) // validated
 	for _, u := range urls {
 		if u.Scheme == "ldap" && !cfg.StartTLS {
 			c.logger.Warn("ldap: plain LDAP without TLS: passwords cross the network in clear", "url", u.Redacted())
@@ -371,21 +376,33 @@ func (c *Connector) Login(ctx context.Context, username, password string) (conne
 
 	// The password is proven: the account state may now be told.
 	now := c.cfg.Now()
-	if err := accountState(
-		entry.GetEqualFoldAttributeValue("userAccountControl"),
-		entry.GetEqualFoldAttributeValue("accountExpires"),
-		entry.GetEqualFoldAttributeValue("pwdLastSet"), now); err != nil {
+	if err := accountState(stateOf(entry), now, true); err != nil {
 		c.logger.Info("ldap: sign-in refused by account state", "dn", entry.DN, "err", err)
 		return connectors.Identity{}, fmt.Errorf("ldap: %w", err)
 	}
 
+	id, err := c.identity(ctx, entry)
+	if err != nil {
+		return connectors.Identity{}, err
+	}
+	if id.Username == "" {
+		id.Username = username
+	}
+	id.AMR = []string{assurance.AMRPassword}
+	id.Assurance = assurance.Low
+	id.AuthTime = now
+	return id, nil
+}
+
+// identity reads the person's identity from their entry and resolves
+// their groups; it says nothing of how they authenticated.
+func (c *Connector) identity(ctx context.Context, entry *goldap.Entry) (connectors.Identity, error) {
 	groups, err := c.groups(ctx, entry)
 	if err != nil {
 		// Groups drive authorisation: fail closed rather than sign the
 		// person in with none.
 		return connectors.Identity{}, c.unavailable("groups", err)
 	}
-
 	id := connectors.Identity{
 		Connector:   c.cfg.ConnectorID,
 		Subject:     c.subject(entry),
@@ -395,12 +412,6 @@ func (c *Connector) Login(ctx context.Context, username, password string) (conne
 		DisplayName: entry.GetEqualFoldAttributeValue(c.cfg.DisplayNameAttribute),
 		Email:       entry.GetEqualFoldAttributeValue(c.cfg.EmailAttribute),
 		Groups:      groups,
-		AMR:         []string{assurance.AMRPassword},
-		Assurance:   assurance.Low,
-		AuthTime:    now,
-	}
-	if id.Username == "" {
-		id.Username = username
 	}
 	if c.cfg.NationalIDAttribute != "" {
 		id.NationalID = strings.TrimSpace(entry.GetEqualFoldAttributeValue(c.cfg.NationalIDAttribute))
@@ -414,16 +425,28 @@ var errNoUser = errors.New("no unique entry matches")
 // findUser searches the person with the service account. Zero or several
 // matches are errNoUser.
 func (c *Connector) findUser(ctx context.Context, username string) (*goldap.Entry, error) {
+	return c.searchUser(ctx, c.cfg.BaseDN, goldap.ScopeWholeSubtree, userFilter(c.cfg.UserFilter, username))
+}
+
+// userAttributes are the attributes read from a person's entry.
+func (c *Connector) userAttributes() []string {
 	attrs := []string{
 		c.cfg.IDAttribute, c.cfg.UsernameAttribute, c.cfg.EmailAttribute,
 		c.cfg.GivenNameAttribute, c.cfg.FamilyNameAttribute, c.cfg.DisplayNameAttribute,
-		c.cfg.MemberOfAttribute, "userAccountControl", "accountExpires", "pwdLastSet",
+		c.cfg.MemberOfAttribute,
 	}
+	attrs = append(attrs, stateAttributes...)
 	if c.cfg.NationalIDAttribute != "" {
 		attrs = append(attrs, c.cfg.NationalIDAttribute)
 	}
-	req := goldap.NewSearchRequest(c.cfg.BaseDN, goldap.ScopeWholeSubtree, goldap.NeverDerefAliases,
-		2, int(c.cfg.Timeout/time.Second), false, userFilter(c.cfg.UserFilter, username), attrs, nil)
+	return attrs
+}
+
+// searchUser searches one person's entry with the service account. Zero
+// or several matches are errNoUser.
+func (c *Connector) searchUser(ctx context.Context, base string, scope int, filter string) (*goldap.Entry, error) {
+	req := goldap.NewSearchRequest(base, scope, goldap.NeverDerefAliases,
+		2, int(c.cfg.Timeout/time.Second), false, filter, c.userAttributes(), nil)
 	var res *goldap.SearchResult
 	err := c.search.with(ctx, func(conn *conn) error {
 		return conn.do(ctx, c.cfg.Timeout, func(l *goldap.Conn) error {

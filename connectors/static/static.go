@@ -56,7 +56,10 @@ type Connector struct {
 	now   func() time.Time
 }
 
-var _ connectors.PasswordConnector = (*Connector)(nil)
+var (
+	_ connectors.PasswordConnector = (*Connector)(nil)
+	_ connectors.LookupConnector   = (*Connector)(nil)
+)
 
 // New validates people and returns the connector. Usernames are matched
 // case-insensitively and must be unique that way; every hash must be a
@@ -130,9 +133,31 @@ func (c *Connector) Login(ctx context.Context, username, password string) (conne
 	if subtle.ConstantTimeCompare(got, hash.key) != 1 || acct == nil {
 		return connectors.Identity{}, fmt.Errorf("static: %w", connectors.ErrInvalidCredentials)
 	}
-	p := acct.person
+	id := acct.identity(c.id)
+	id.AMR = []string{assurance.AMRPassword}
+	id.Assurance = assurance.Low
+	id.AuthTime = c.now()
+	return id, nil
+}
+
+// Lookup implements connectors.LookupConnector: the subject is the
+// username, matched case-insensitively as Login matches it. The static
+// directory has no account states; nothing is proven, so AMR, Assurance
+// and AuthTime are left zero.
+func (c *Connector) Lookup(ctx context.Context, subject string) (connectors.Identity, error) {
+	acct := c.people[strings.ToLower(subject)]
+	if subject == "" || acct == nil {
+		return connectors.Identity{}, fmt.Errorf("static: %w", connectors.ErrUnknownSubject)
+	}
+	return acct.identity(c.id), nil
+}
+
+// identity is the account's identity, without how the person
+// authenticated.
+func (a *account) identity(connector string) connectors.Identity {
+	p := a.person
 	return connectors.Identity{
-		Connector:      c.id,
+		Connector:      connector,
 		Subject:        p.Username,
 		Username:       p.Username,
 		NationalID:     p.NationalID,
@@ -142,8 +167,5 @@ func (c *Connector) Login(ctx context.Context, username, password string) (conne
 		DisplayName:    p.DisplayName,
 		Email:          p.Email,
 		Groups:         append([]string(nil), p.Groups...),
-		AMR:            []string{assurance.AMRPassword},
-		Assurance:      assurance.Low,
-		AuthTime:       c.now(),
-	}, nil
+	}
 }

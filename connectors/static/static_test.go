@@ -193,3 +193,61 @@ func FuzzParsePHC(f *testing.F) {
 		}
 	})
 }
+
+func TestLookup(t *testing.T) {
+	people := []Person{
+		{Username: "jdupont", PasswordHash: cheapHash(t, "Jeanne-1!"), GivenName: "Jeanne", FamilyName: "Dupont",
+			Email: "jeanne.dupont@hopital.test", NationalID: "810000000009", Groups: []string{"medecins"}},
+		{Username: "Admin", PasswordHash: cheapHash(t, "Break-Glass-2!"), DisplayName: "Administrateur"},
+	}
+	c, err := New("demo", people)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lc connectors.LookupConnector = c
+	ctx := context.Background()
+
+	// The identity Login returns, minus what Login proved.
+	login, err := c.Login(ctx, "jdupont", "Jeanne-1!")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := login
+	want.AMR, want.Assurance, want.AuthTime = nil, assurance.None, time.Time{}
+	id, err := lc.Lookup(ctx, login.Subject)
+	if err != nil {
+		t.Fatalf("Lookup: %v", err)
+	}
+	if !reflect.DeepEqual(id, want) {
+		t.Errorf("Lookup =\n %+v\nwant\n %+v", id, want)
+	}
+	if len(id.AMR) != 0 || id.Assurance != assurance.None || !id.AuthTime.IsZero() {
+		t.Errorf("Lookup claims an authentication: %v %v %v", id.AMR, id.Assurance, id.AuthTime)
+	}
+	id.Groups[0] = "mutated"
+	if id2, _ := lc.Lookup(ctx, "jdupont"); id2.Groups[0] != "medecins" {
+		t.Error("identity shares its groups with the connector")
+	}
+
+	for _, subject := range []string{"Admin", "admin", "ADMIN"} {
+		id, err := lc.Lookup(ctx, subject)
+		if err != nil || id.Subject != "Admin" || id.Username != "Admin" || id.DisplayName != "Administrateur" ||
+			id.Connector != "demo" || id.Groups != nil {
+			t.Errorf("Lookup(%q) = %+v, %v", subject, id, err)
+		}
+	}
+
+	for _, subject := range []string{"", "nobody", "jdupont ", " jdupont", "jdupont\x00", "*", strings.Repeat("a", 2000)} {
+		if _, err := lc.Lookup(ctx, subject); !errors.Is(err, connectors.ErrUnknownSubject) {
+			t.Errorf("Lookup(%q) = %v, want ErrUnknownSubject", subject, err)
+		}
+	}
+
+	empty, err := New("empty", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := empty.Lookup(ctx, "jdupont"); !errors.Is(err, connectors.ErrUnknownSubject) {
+		t.Errorf("Lookup in an empty directory = %v", err)
+	}
+}
