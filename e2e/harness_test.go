@@ -7,11 +7,13 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"html"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -54,6 +56,8 @@ type gardeUnderTest struct {
 	issuer string
 	ldap   *testutil.Slapd
 	cfg    *config.Config
+	// httpc trusts the server's certificate.
+	httpc *http.Client
 }
 
 type backend string
@@ -134,18 +138,53 @@ clients:
     public: true
     redirect_uris: [https://planning.test/cb]
 {{EXTRA_CLIENTS}}
+{{EXTRA_CONFIG}}
 `
 
 // startGarde starts slapd and Garde on the given backend. extraClients is
 // YAML appended to the clients list.
 func startGarde(t testing.TB, b backend, extraClients string) *gardeUnderTest {
+	return startGardeWith(t, gardeOptions{backend: b, extraClients: extraClients})
+}
+
+// gardeOptions vary the Garde under test.
+type gardeOptions struct {
+	backend      backend
+	extraClients string
+	// extraConfig is YAML appended at the top level (e.g. a webauthn
+	// section).
+	extraConfig string
+	// localhost serves Garde as https://localhost:PORT with a certificate
+	// for that name (WebAuthn refuses IP addresses as RP IDs), and serves
+	// /test-app/ as the test applications' landing page.
+	localhost bool
+}
+
+func startGardeWith(t testing.TB, opt gardeOptions) *gardeUnderTest {
 	t.Helper()
+	b, extraClients := opt.backend, opt.extraClients
 	ldap := testutil.StartSlapd(t)
 	g := &gardeUnderTest{ldap: ldap}
 	var handler http.Handler = http.NotFoundHandler()
-	g.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/test-app/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "application landing page\n")
+	})
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	if opt.localhost {
+		tlsCfg, pool := localhostTLS(t)
+		g.srv = httptest.NewUnstartedServer(mux)
+		g.srv.TLS = tlsCfg
+		g.srv.StartTLS()
+		g.issuer = "https://localhost:" + g.srv.Listener.Addr().(*net.TCPAddr).AddrPort().String()[len("127.0.0.1:"):]
+		g.httpc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	} else {
+		g.srv = httptest.NewTLSServer(mux)
+		g.issuer = g.srv.URL
+		g.httpc = g.srv.Client()
+	}
 	t.Cleanup(g.srv.Close)
-	g.issuer = g.srv.URL
 
 	var storage string
 	switch b {
@@ -158,7 +197,7 @@ func startGarde(t testing.TB, b backend, extraClients string) *gardeUnderTest {
 	r := strings.NewReplacer(
 		"{{ISSUER}}", g.issuer, "{{STORAGE}}", storage, "{{LDAPS}}", ldap.LDAPSURL, "{{CAFILE}}", ldap.CAFile,
 		"{{BINDDN}}", testutil.SlapdServiceDN, "{{BASEDN}}", testutil.SlapdBaseDN, "{{BGHASH}}", breakGlassHash,
-		"{{EXTRA_CLIENTS}}", extraClients,
+		"{{EXTRA_CLIENTS}}", extraClients, "{{EXTRA_CONFIG}}", opt.extraConfig,
 	)
 	master := base64.StdEncoding.EncodeToString(sha256.New().Sum([]byte(t.Name())))[:43]
 	env := map[string]string{
@@ -200,7 +239,7 @@ func (g *gardeUnderTest) newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{
 		Jar:       jar,
-		Transport: g.srv.Client().Transport,
+		Transport: g.httpc.Transport,
 		Timeout:   20 * time.Second,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if strings.HasSuffix(req.URL.Hostname(), ".test") {
@@ -312,7 +351,7 @@ type rp struct {
 
 func (g *gardeUnderTest) newRP(t testing.TB, id, secret, redirect string, scopes ...string) *rp {
 	t.Helper()
-	ctx := oidc.ClientContext(context.Background(), g.srv.Client())
+	ctx := oidc.ClientContext(context.Background(), g.httpc)
 	p, err := oidc.NewProvider(ctx, g.issuer)
 	if err != nil {
 		t.Fatalf("discovery: %v", err)

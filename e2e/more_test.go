@@ -68,7 +68,7 @@ func TestDirectoryUnavailable(t *testing.T) {
 func TestReadiness(t *testing.T) {
 	g := startGarde(t, embedded, "")
 	get := func(path string) int {
-		resp, err := g.srv.Client().Get(g.issuer + path)
+		resp, err := g.httpc.Get(g.issuer + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +149,7 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, g.issuer+"/par", strings.NewReader(params.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(appID, appSecret)
-	resp, err := g.srv.Client().Do(req)
+	resp, err := g.httpc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

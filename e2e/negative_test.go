@@ -174,7 +174,7 @@ func tokenPost(t testing.TB, g *gardeUnderTest, form url.Values, user, pass stri
 	if user != "" {
 		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
 	}
-	resp, err := g.srv.Client().Do(req)
+	resp, err := g.httpc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func signIn(t testing.TB, g *gardeUnderTest, br *browser, r *rp, u testutil.Slap
 func userinfoStatus(t *testing.T, g *gardeUnderTest, access string) int {
 	req, _ := http.NewRequest(http.MethodGet, g.issuer+"/userinfo", nil)
 	req.Header.Set("Authorization", "Bearer "+access)
-	resp, err := g.srv.Client().Do(req)
+	resp, err := g.httpc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +483,7 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
-		resp, err := g.srv.Client().Do(req)
+		resp, err := g.httpc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -502,7 +502,7 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, g.issuer+"/revoke", strings.NewReader(url.Values{"token": {tok.oauth.RefreshToken}, "token_type_hint": {"refresh_token"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(appID, appSecret)
-	resp, err := g.srv.Client().Do(req)
+	resp, err := g.httpc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,4 +18,10 @@
 //		App: app.Name, FlowID: id, StepToken: step,
 //		CSRFToken: csrf.Token(binding, "login:"+id), Action: "/login",
 //	})
+//
+// Security keys and passkeys: LoginPage.Passkeys, PageSecondFactor,
+// PageKeys and PageKeyRemoveConfirm render the controls that
+// static/webauthn.js drives; the script talks JSON to the broker (see
+// WebAuthnRequest, Renderer.JSONError, JSONRedirect) and takes every text
+// it shows from the page.
 package web

@@ -64,6 +64,46 @@ const (
 	// they have no ".next" text.
 	MsgLogoutConfirm = "logout_confirm"
 	MsgLoggedOut     = "logged_out"
+
+	// Security keys and passkeys (WebAuthn). The first five are also the
+	// texts webauthn.js shows for browser-side failures (data-msg-*).
+	MsgWebAuthnCancelled   = "webauthn_cancelled"   // NotAllowedError: cancelled or timed out
+	MsgWebAuthnExists      = "webauthn_exists"      // InvalidStateError: key already registered
+	MsgWebAuthnSecurity    = "webauthn_security"    // SecurityError: wrong origin / RP ID
+	MsgWebAuthnUnsupported = "webauthn_unsupported" // no WebAuthn in this browser
+	MsgWebAuthnFailed      = "webauthn_failed"      // network or other failure
+	// MsgWebAuthnNoCredential: "Aucune clé enregistrée pour ce compte".
+	MsgWebAuthnNoCredential     = "webauthn_no_credential"
+	MsgWebAuthnChallengeExpired = "webauthn_challenge_expired"
+	// MsgWebAuthnWrongPerson: the key belongs to another account than the
+	// one signing in.
+	MsgWebAuthnWrongPerson = "webauthn_wrong_person"
+	// MsgWebAuthnNotAllowed: this kind or model of key is refused by the
+	// hospital's policy.
+	MsgWebAuthnNotAllowed = "webauthn_not_allowed"
+	// MsgWebAuthnCloned: possible clone (signature counter went back); the
+	// key is blocked.
+	MsgWebAuthnCloned = "webauthn_cloned"
+	// MsgWebAuthnUVRequired: the key must check a PIN or biometrics.
+	MsgWebAuthnUVRequired = "webauthn_uv_required"
+	// MsgSecondFactorRequired: a security key is needed after the password.
+	MsgSecondFactorRequired = "second_factor_required"
+	// MsgEnrollmentNotAllowed explains how to become allowed to register a
+	// key (KeysPage.EnrollHint).
+	MsgEnrollmentNotAllowed = "enrollment_not_allowed"
+	// MsgEnrollmentCodeInvalid is the one message for every refused code
+	// (unknown, expired, used, other person's): no oracle.
+	MsgEnrollmentCodeInvalid = "enrollment_code_invalid"
+	// MsgKeyRemoveLastNeedsStrong: removing the last key needs a fresh
+	// sign-in with a key or a card.
+	MsgKeyRemoveLastNeedsStrong = "key_remove_last_needs_strong"
+	// Notices, with no ".title"/".next": the grace-period explanation
+	// (KeysPage.EnrollHint or .Message) and the keys page's success
+	// messages (KeysPage.Message).
+	MsgEnrollmentGrace = "enrollment_grace"
+	MsgKeyRegistered   = "key_registered"
+	MsgKeyRenamed      = "key_renamed"
+	MsgKeyRemoved      = "key_removed"
 )
 
 // MessageKeys returns every message key a caller may put in a view model.
@@ -75,14 +115,28 @@ func MessageKeys() []string {
 		MsgInvalidRequest, MsgUnknownClient, MsgInvalidRedirectURI,
 		MsgAccessDenied, MsgNotFound, MsgServerError, MsgLogoutConfirm,
 		MsgLoggedOut,
+		MsgWebAuthnCancelled, MsgWebAuthnExists, MsgWebAuthnSecurity,
+		MsgWebAuthnUnsupported, MsgWebAuthnFailed, MsgWebAuthnNoCredential,
+		MsgWebAuthnChallengeExpired, MsgWebAuthnWrongPerson,
+		MsgWebAuthnNotAllowed, MsgWebAuthnCloned, MsgWebAuthnUVRequired,
+		MsgSecondFactorRequired, MsgEnrollmentNotAllowed,
+		MsgEnrollmentCodeInvalid, MsgKeyRemoveLastNeedsStrong,
+		MsgEnrollmentGrace, MsgKeyRegistered, MsgKeyRenamed, MsgKeyRemoved,
 	}
+}
+
+// noticeMessageKeys are message keys that never head an error page, and so
+// have no ".title" or ".next".
+var noticeMessageKeys = []string{
+	MsgLogoutConfirm, MsgLoggedOut,
+	MsgEnrollmentGrace, MsgKeyRegistered, MsgKeyRenamed, MsgKeyRemoved,
 }
 
 // errorMessageKeys are the message keys that can head an error page, and so
 // need a ".title" and a ".next".
 func errorMessageKeys() []string {
 	return slices.DeleteFunc(MessageKeys(), func(k string) bool {
-		return k == MsgLogoutConfirm || k == MsgLoggedOut
+		return slices.Contains(noticeMessageKeys, k)
 	})
 }
 
@@ -307,7 +361,7 @@ func LanguageSwitch(next http.Handler, isHTTPS func(*http.Request) bool) http.Ha
 				Path:     "/",
 				MaxAge:   int(langCookieMaxAge / time.Second),
 				Secure:   isHTTPS(r),
-				HttpOnly: true, // no script reads it; there is no script
+				HttpOnly: true, // no script reads it
 				SameSite: http.SameSiteLaxMode,
 			})
 		}

@@ -6,12 +6,15 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"html"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/template/parse"
+	"time"
 )
 
 // Page names accepted by Renderer.Render.
@@ -22,6 +25,13 @@ const (
 	PageUnavailable   = "unavailable"    // data: ErrorPage (keys default to "directory_unavailable")
 	PageLogoutConfirm = "logout_confirm" // data: LogoutConfirmPage
 	PageLoggedOut     = "logged_out"     // data: LoggedOutPage
+	// PageSecondFactor asks for a security key after the password.
+	PageSecondFactor = "login_key" // data: SecondFactorPage
+	// PageKeys lists the person's security keys and passkeys.
+	PageKeys = "keys" // data: KeysPage
+	// PageKeyRemoveConfirm is the server-side confirmation step of
+	// KeysPage's delete form.
+	PageKeyRemoveConfirm = "key_remove_confirm" // data: KeyRemoveConfirmPage
 )
 
 // Form field names used by the templates; the broker reads the posted forms
@@ -32,7 +42,11 @@ const (
 	FieldStepToken = "step"
 	FieldUsername  = "username"
 	FieldPassword  = "password"
-	FieldConfirm   = "confirm" // logout confirmation: value "yes"
+	FieldConfirm   = "confirm" // logout and key-removal confirmation: value "yes"
+	// Keys page forms (KeysPage, KeyRemoveConfirmPage).
+	FieldKeyID      = "id"   // base64url credential id (KeyView.ID)
+	FieldKeyName    = "name" // the key's label (rename form; register JSON)
+	FieldEnrollCode = "code" // enrollment code from the support
 )
 
 // LoginPage is the view model of the sign-in page.
@@ -55,6 +69,116 @@ type LoginPage struct {
 	Error string
 	// Action is the URL the form posts to; empty posts to the current URL.
 	Action string
+	// Passkeys offers the "security key or passkey" method: a button for a
+	// passwordless sign-in and, where the browser supports it, passkeys
+	// offered in the username field's autofill (conditional mediation).
+	// Both post JSON to PasskeyBeginURL then PasskeyFinishURL with the
+	// form's flow_id, step and csrf_token (see WebAuthnRequest). False
+	// renders the page exactly as before, without the WebAuthn script.
+	Passkeys         bool
+	PasskeyBeginURL  string
+	PasskeyFinishURL string
+}
+
+// SecondFactorPage is the view model of "Confirmez avec votre clé de
+// sécurité", shown after a password sign-in when a key is required.
+type SecondFactorPage struct {
+	// App is the display name of the application, if known.
+	App string
+	// FlowID, StepToken and CSRFToken go back in the JSON requests (see
+	// WebAuthnRequest), as in LoginPage.
+	FlowID    string
+	StepToken string
+	CSRFToken string
+	// BeginURL and FinishURL are the assertion endpoints.
+	BeginURL  string
+	FinishURL string
+	// Error is a message KEY (MsgWebAuthnNoCredential, ...); empty shows
+	// none.
+	Error string
+	// CanEnrollURL, when set, is offered as a link to register a key
+	// (when the person may enroll one now). Empty hides it.
+	CanEnrollURL string
+}
+
+// KeysPage is the view model of the "my security keys" page.
+type KeysPage struct {
+	// Person is the signed-in person's display name or username.
+	Person string
+	// Keys are the person's registered keys, in display order.
+	Keys []KeyView
+	// CanEnroll shows the registration section (name + button); otherwise
+	// EnrollHint and the enrollment-code form are shown.
+	CanEnroll bool
+	// FlowID and StepToken, when the page is a step of a sign-in flow
+	// (enrollment during sign-in), go in every form's hidden fields
+	// flow_id and step, hence in the registration JSON; empty outside a
+	// flow (flow_id and step are then sent empty).
+	FlowID    string
+	StepToken string
+	// CSRFToken goes in every form and in the registration JSON.
+	CSRFToken string
+	// RegisterBeginURL and RegisterFinishURL are the registration
+	// endpoints (JSON, see WebAuthnRequest).
+	RegisterBeginURL  string
+	RegisterFinishURL string
+	// RenameAction receives csrf_token, id, name; DeleteAction receives
+	// csrf_token, id (the broker then renders PageKeyRemoveConfirm, whose
+	// form posts csrf_token, id, confirm=yes to the same action);
+	// CodeAction receives csrf_token, code.
+	RenameAction string
+	DeleteAction string
+	CodeAction   string
+	// Message is a success message KEY (MsgKeyRegistered, ...), Error an
+	// error message KEY; empty shows none. MsgEnrollmentGrace as Message is
+	// shown as a notice, not as a success.
+	Message string
+	Error   string
+	// EnrollHint is a message KEY explaining why enrollment is not allowed
+	// now (MsgEnrollmentNotAllowed, ...), shown when !CanEnroll; empty
+	// means MsgEnrollmentNotAllowed.
+	EnrollHint string
+}
+
+// Key kinds (KeyView.Kind).
+const (
+	KeyKindHardware = "hwk" // device-bound: a security key, a TPM, ...
+	KeyKindSynced   = "swk" // synced passkey (phone, password manager)
+)
+
+// KeyView is one key as shown on the keys page.
+type KeyView struct {
+	// ID is the base64url credential id, posted back in the "id" field.
+	ID string
+	// Name is the person's label; Model the authenticator's model name
+	// (from the metadata service), empty if unknown.
+	Name  string
+	Model string
+	// Kind is KeyKindHardware or KeyKindSynced.
+	Kind string
+	// Discoverable: the key can sign in without a username.
+	Discoverable bool
+	// Flagged: a possible clone was detected and the key is blocked.
+	Flagged bool
+	// CreatedAt and LastUsedAt are shown in the renderer's time zone
+	// (WithTimeZone); a zero LastUsedAt shows "never".
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+}
+
+// KeyRemoveConfirmPage is the view model of "Retirer cette clé ?", the
+// confirmation step of KeysPage's delete form.
+type KeyRemoveConfirmPage struct {
+	// Key is the key to remove.
+	Key KeyView
+	// Last warns that this is the person's last key.
+	Last bool
+	// CSRFToken goes back in a hidden field with id=Key.ID and
+	// confirm=yes, posted to DeleteAction.
+	CSRFToken    string
+	DeleteAction string
+	// CancelURL is where "Annuler" leads (the keys page); empty hides it.
+	CancelURL string
 }
 
 // ErrorPage is the view model of the error, throttled and unavailable
@@ -110,6 +234,8 @@ type Renderer struct {
 	cat    catalog
 	css    string // versioned URL of garde.css
 	icon   string // versioned URL of the favicon
+	js     string // versioned URL of webauthn.js
+	loc    *time.Location
 	logger *slog.Logger
 }
 
@@ -126,14 +252,27 @@ func WithLogger(l *slog.Logger) RendererOption {
 	}
 }
 
+// WithTimeZone sets the zone dates are shown in (KeyView.CreatedAt, ...);
+// default time.Local. Pass the hospital's zone (Europe/Paris, ...).
+func WithTimeZone(loc *time.Location) RendererOption {
+	return func(r *Renderer) {
+		if loc != nil {
+			r.loc = loc
+		}
+	}
+}
+
 // templateFiles maps page names to their template files.
 var templateFiles = map[string]string{
-	PageLogin:         "login.html",
-	PageError:         "error.html",
-	PageThrottled:     "error.html",
-	PageUnavailable:   "error.html",
-	PageLogoutConfirm: "logout_confirm.html",
-	PageLoggedOut:     "logged_out.html",
+	PageLogin:            "login.html",
+	PageError:            "error.html",
+	PageThrottled:        "error.html",
+	PageUnavailable:      "error.html",
+	PageLogoutConfirm:    "logout_confirm.html",
+	PageLoggedOut:        "logged_out.html",
+	PageSecondFactor:     "login_key.html",
+	PageKeys:             "keys.html",
+	PageKeyRemoveConfirm: "key_remove_confirm.html",
 }
 
 // NewRenderer parses the embedded templates and translations once. It fails
@@ -153,6 +292,8 @@ func NewRenderer(opts ...RendererOption) (*Renderer, error) {
 		cat:    cat,
 		css:    assets.url("garde.css"),
 		icon:   assets.url("favicon.svg"),
+		js:     assets.url("webauthn.js"),
+		loc:    time.Local,
 		logger: slog.Default(),
 	}
 	for _, o := range opts {
@@ -252,16 +393,24 @@ type view struct {
 	Langs []langLink
 	CSS   string
 	Icon  string
-	Page  any
-	Text  texts
-	cat   catalog
+	// Script is the versioned URL of webauthn.js on the pages that use it,
+	// else empty (no script tag).
+	Script string
+	// Wide widens the content column (the keys table).
+	Wide bool
+	Page any
+	Text texts
+	cat  catalog
+	loc  *time.Location
 }
 
 // texts are the view model's message keys, resolved to the request's
 // language by Render.
 type texts struct {
-	Error                string // LoginPage.Error
-	Title, Message, Next string // ErrorPage
+	Error                string // LoginPage, SecondFactorPage, KeysPage .Error
+	Title, Message, Next string // ErrorPage; Message is also KeysPage.Message
+	Hint                 string // KeysPage.EnrollHint
+	Notice               string // KeysPage.Message when it is not a success
 }
 
 type langLink struct {
@@ -271,6 +420,62 @@ type langLink struct {
 
 // T translates key into the page's language, formatting args into it.
 func (v *view) T(key string, args ...any) string { return v.cat.text(v.Lang, key, args...) }
+
+// Date formats t for people, in the renderer's time zone and the page's
+// language ("30/11/2026 14:05" in French); "" for the zero time.
+func (v *view) Date(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(v.loc).Format(v.cat.text(v.Lang, "ui.date_format"))
+}
+
+// webauthnMsgs are the texts webauthn.js shows, as data-msg-<name>
+// attributes of the [data-webauthn-status] region: the script carries no
+// text of its own.
+var webauthnMsgs = []struct{ name, key string }{
+	{"prefix", "ui.error.prefix"},
+	{"cancelled", MsgWebAuthnCancelled},
+	{"exists", MsgWebAuthnExists},
+	{"security", MsgWebAuthnSecurity},
+	{"unsupported", MsgWebAuthnUnsupported},
+	{"failed", MsgWebAuthnFailed},
+}
+
+// WebAuthnMsgs renders webauthnMsgs in the page's language. It builds the
+// attributes itself because html/template would treat a value of
+// "data-msg-security" (whose name contains "uri") as a URL and
+// percent-encode the text.
+func (v *view) WebAuthnMsgs() template.HTMLAttr {
+	var b strings.Builder
+	for i, m := range webauthnMsgs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString("data-msg-" + m.name + `="` + html.EscapeString(v.T(m.key)) + `"`)
+	}
+	return template.HTMLAttr(b.String())
+}
+
+// Endpoint passes a webauthn.js endpoint URL (data-begin, data-finish)
+// through if it is relative or http(s), else returns "". html/template does
+// not treat those attributes as URLs, so it would not catch a javascript:
+// URL there; the script also refuses any endpoint on another origin.
+func (v *view) Endpoint(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https") {
+		return ""
+	}
+	return s
+}
+
+// DateISO formats t for <time datetime="...">.
+func (v *view) DateISO(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(v.loc).Format(time.RFC3339)
+}
 
 // Render writes page in the request's language with the given status. The
 // page is executed into a buffer first: a template failure is logged and
@@ -317,7 +522,7 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 	if !ok {
 		return nil, fmt.Errorf("unknown page %q", page)
 	}
-	v := &view{Lang: lang, Langs: langLinks(req, lang, r.cat), CSS: r.css, Icon: r.icon, cat: r.cat}
+	v := &view{Lang: lang, Langs: langLinks(req, lang, r.cat), CSS: r.css, Icon: r.icon, cat: r.cat, loc: r.loc}
 	switch page {
 	case PageLogin:
 		p, ok := deref[LoginPage](data)
@@ -326,6 +531,51 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 		}
 		if p.Error != "" {
 			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
+		}
+		if p.Passkeys {
+			v.Script = r.js
+		}
+		v.Page = p
+	case PageSecondFactor:
+		p, ok := deref[SecondFactorPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		}
+		if p.Error != "" {
+			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
+		}
+		v.Script = r.js
+		v.Page = p
+	case PageKeys:
+		p, ok := deref[KeysPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		}
+		if p.Error != "" {
+			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
+		}
+		switch p.Message {
+		case "":
+		case MsgEnrollmentGrace:
+			v.Text.Notice = r.cat.text(lang, p.Message)
+		default:
+			v.Text.Message = r.cat.text(lang, r.knownKey(p.Message))
+		}
+		if !p.CanEnroll {
+			hint := p.EnrollHint
+			if hint == "" {
+				hint = MsgEnrollmentNotAllowed
+			}
+			v.Text.Hint = r.cat.text(lang, r.knownKey(hint))
+		} else {
+			v.Script = r.js
+		}
+		v.Wide = true
+		v.Page = p
+	case PageKeyRemoveConfirm:
+		p, ok := deref[KeyRemoveConfirmPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
 		}
 		v.Page = p
 	case PageError, PageThrottled, PageUnavailable:

@@ -40,7 +40,7 @@ type pageCase struct {
 }
 
 func pageCases() []pageCase {
-	return []pageCase{
+	return append([]pageCase{
 		{
 			name: "login", page: PageLogin, status: 200,
 			data: LoginPage{App: "DPI Urgences", FlowID: "flow-123", StepToken: "step-456", CSRFToken: "tok-789", Action: "/login"},
@@ -113,7 +113,7 @@ func pageCases() []pageCase {
 				"en": {"Signed out", "close every browser window", "Back to DPI"},
 			},
 		},
-	}
+	}, webauthnPageCases()...)
 }
 
 func TestRenderEveryPageInBothLanguages(t *testing.T) {

@@ -27,6 +27,15 @@ const (
 	TokenReuse     = "token.reuse_detected"
 	TokenFailure   = "token.failure"
 	Logout         = "logout"
+	// KeyEnrolled, KeyRemoved, KeyRenamed: a person's security key or
+	// passkey changed; KeysRevoked: an admin removed all of a person's.
+	KeyEnrolled = "webauthn.enrolled"
+	KeyRemoved  = "webauthn.removed"
+	KeyRenamed  = "webauthn.renamed"
+	KeysRevoked = "webauthn.revoked"
+	// EnrollmentCodeIssued and EnrollmentCodeUsed track admin-issued codes.
+	EnrollmentCodeIssued = "enrollment_code.issued"
+	EnrollmentCodeUsed   = "enrollment_code.used"
 	// KeyCreated: a signing key was generated (first start or rotation).
 	KeyCreated = "key.created"
 	// ConfigLoaded: a replica started with its configuration.
@@ -64,6 +73,9 @@ func New(log store.AuditLog, logger *slog.Logger, clock func() time.Time, queue 
 	}
 	if clock == nil {
 		clock = time.Now
+	}
+	if logger == nil {
+		logger = slog.Default()
 	}
 	r := &Recorder{log: log, logger: logger, now: clock, queue: make(chan item, queue), done: make(chan struct{})}
 	go r.run()

@@ -53,7 +53,7 @@ func (res *Resolver) Resolve(r *http.Request) Info {
 	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 		hops := strings.Split(strings.Join(xff, ","), ",")
 		for i := len(hops) - 1; i >= 0; i-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			a, err := parseHop(strings.TrimSpace(hops[i]))
 			if err != nil {
 				break
 			}
@@ -103,4 +103,17 @@ func (i Info) String() string {
 		return ""
 	}
 	return i.Addr.String()
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or an address with
+// a port as some proxies write it ("192.0.2.1:5678", "[2001:db8::1]:443").
+func parseHop(h string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a, nil
+	}
+	ap, err := netip.ParseAddrPort(h)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr(), nil
 }

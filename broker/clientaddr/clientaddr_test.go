@@ -117,9 +117,22 @@ func TestResolve(t *testing.T) {
 			want:   "10.0.0.9",
 		},
 		{
-			name: "hop with a port is not an address", trusted: proxies,
+			// Some proxies write the client's port too.
+			name: "hop with a port", trusted: proxies,
 			remote: "10.0.0.5:443",
 			header: http.Header{"X-Forwarded-For": {"198.51.100.1:4444"}},
+			want:   "198.51.100.1",
+		},
+		{
+			name: "IPv6 hop with a port", trusted: proxies,
+			remote: "10.0.0.5:443",
+			header: http.Header{"X-Forwarded-For": {"[2001:db8::7]:4444"}},
+			want:   "2001:db8::7",
+		},
+		{
+			name: "garbage hop stops the walk", trusted: proxies,
+			remote: "10.0.0.5:443",
+			header: http.Header{"X-Forwarded-For": {"not-an-address"}},
 			want:   "10.0.0.5",
 		},
 		{

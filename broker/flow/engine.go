@@ -18,6 +18,7 @@ import (
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/broker/throttle"
 	"github.com/garde-sso/garde/connectors"
+	"github.com/garde-sso/garde/internal/assurance"
 	"github.com/garde-sso/garde/policies"
 	"github.com/garde-sso/garde/web"
 )
@@ -55,6 +56,22 @@ type Options struct {
 	ResumePaths map[string]string
 	Clock       func() time.Time
 	Logger      *slog.Logger
+
+	// Keys runs WebAuthn ceremonies; nil disables security keys.
+	Keys Authenticators
+	// SecondFactor is off, optional or required (see config).
+	SecondFactor string
+	// Lookups find a person by subject for passwordless sign-in, by
+	// connector id.
+	Lookups map[string]connectors.LookupConnector
+	// EnrollmentCodes checks admin-issued enrollment codes.
+	EnrollmentCodes store.EnrollmentCodes
+	// GraceUntil lets people with no key enroll after a password until
+	// then (zero: no grace period).
+	GraceUntil time.Time
+	// Messages translates a message key for the request's language (JSON
+	// answers to the ceremony script).
+	Messages func(r *http.Request, key string) string
 }
 
 // Engine runs sign-in flows.
@@ -73,6 +90,13 @@ type Engine struct {
 	resumePaths map[string]string
 	now         func() time.Time
 	log         *slog.Logger
+
+	keys         Authenticators
+	secondFactor string
+	lookups      map[string]connectors.LookupConnector
+	codes        store.EnrollmentCodes
+	graceUntil   time.Time
+	messages     func(r *http.Request, key string) string
 }
 
 // New returns an Engine.
@@ -82,6 +106,14 @@ func New(o Options) *Engine {
 		throttle: o.Throttle, audit: o.Audit, pages: o.Pages, csrf: o.CSRF,
 		cookies: o.Cookies, macKey: o.MACKey, flowTTL: o.FlowLifetime,
 		loginPath: o.LoginPath, resumePaths: o.ResumePaths, now: o.Clock, log: o.Logger,
+		keys: o.Keys, secondFactor: o.SecondFactor, lookups: o.Lookups, codes: o.EnrollmentCodes,
+		graceUntil: o.GraceUntil, messages: o.Messages,
+	}
+	if e.keys == nil {
+		e.secondFactor = "off"
+	}
+	if e.messages == nil {
+		e.messages = func(_ *http.Request, key string) string { return key }
 	}
 	if e.flowTTL <= 0 {
 		e.flowTTL = 10 * time.Minute
@@ -152,6 +184,16 @@ func (e *Engine) suffices(s *session.Session, req Request) bool {
 	return true
 }
 
+// requiredLevel is the level a request needs: what the application asked
+// for, and at least substantial when the hospital requires a key.
+func (e *Engine) requiredLevel(req Request) assurance.Level {
+	l := req.Requested
+	if e.secondFactor == "required" && l < assurance.Substantial {
+		l = assurance.Substantial
+	}
+	return l
+}
+
 // Authorize answers a validated sign-in request: from the SSO session when
 // it suffices, else by starting a flow and pointing to the login page.
 func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) (Result, error) {
@@ -159,7 +201,8 @@ func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) 
 	if req.RequestedAt.IsZero() {
 		req.RequestedAt = e.now().UTC()
 	}
-	if s, secret := e.currentSession(ctx, r); s != nil && e.suffices(s, req) {
+	s, secret := e.currentSession(ctx, r)
+	if s != nil && e.suffices(s, req) && s.Level >= e.requiredLevel(req) {
 		if err := e.grant(ctx, r, s, secret, req); err != nil {
 			return Result{}, err
 		}
@@ -174,6 +217,18 @@ func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) 
 		State:     stateCredentials,
 		Request:   req,
 		CreatedAt: e.now().UTC(),
+	}
+	if s != nil && e.suffices(s, req) {
+		// Step-up: the session is recent enough but too weak for this
+		// application. Ask only for what is missing (a key), not for the
+		// password again.
+		id := s.Identity
+		id.AMR, id.Assurance, id.AuthTime = s.AMR, s.Level, s.AuthTime
+		redirect, err := e.toSecondFactor(ctx, rec, nil, id, id.Connector)
+		if err != nil {
+			return Result{}, err
+		}
+		return Result{Redirect: redirect}, nil
 	}
 	if err := e.saveFlow(ctx, rec); err != nil {
 		return Result{}, err
@@ -272,6 +327,10 @@ func (e *Engine) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 		Username:  username,
 		Error:     msgKey,
 		Action:    e.loginPath,
+
+		Passkeys:         e.keys != nil,
+		PasskeyBeginURL:  PathPasskeyBegin,
+		PasskeyFinishURL: PathPasskeyFinish,
 	})
 }
 
@@ -346,38 +405,69 @@ func (e *Engine) postLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s, err := e.openSession(ctx, w, r, id2)
-	if err != nil {
-		e.errorPage(w, r, http.StatusInternalServerError, "server_error", err)
+	if e.needsKey(ctx, rec.Request, id2) {
+		redirect, err := e.toSecondFactor(ctx, rec, raw, id2, source)
+		if err != nil {
+			e.errorPage(w, r, http.StatusBadRequest, "flow_expired", err)
+			return
+		}
+		http.Redirect(w, r, redirect, http.StatusSeeOther)
 		return
 	}
-	e.audit.Record(store.AuditEvent{
-		Type: audit.SignInSuccess, Person: s.Subject, App: rec.Request.App, ClientAddr: addr,
-		Outcome: audit.Success, SessionID: s.ID,
-		Details: map[string]string{"method": "password", "connector": source, "acr": s.Level.ACR(), "amr": strings.Join(s.AMR, " ")},
-	})
-
-	rec.State = stateAuthenticated
-	rec.SessionID = s.ID
-	next, err := json.Marshal(rec)
-	if err == nil {
-		var ok bool
-		ok, err = e.eph.CompareAndSwap(ctx, flowKey(rec.ID), raw, next)
-		if err == nil && !ok {
-			err = ErrFlowNotFound
-		}
-	}
+	redirect, err := e.complete(ctx, w, r, rec, raw, id2, "password", source)
 	if err != nil {
 		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", err)
 		return
 	}
+	http.Redirect(w, r, redirect, http.StatusSeeOther)
+}
+
+// complete opens (or renews) the session for id, audits the sign-in, marks
+// the flow authenticated and returns the front-end's resume URL. raw is the
+// flow as last read: the update is a compare-and-swap, so a flow completes
+// once even if two requests race.
+func (e *Engine) complete(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *record, raw []byte, id connectors.Identity, method, source string) (string, error) {
 	resume, ok := e.resumePaths[rec.Request.Protocol]
 	if !ok {
-		e.errorPage(w, r, http.StatusInternalServerError, "server_error", errors.New("no resume path for protocol "+rec.Request.Protocol))
-		return
+		return "", errors.New("no resume path for protocol " + rec.Request.Protocol)
+	}
+	s, err := e.openSession(ctx, w, r, id)
+	if err != nil {
+		return "", err
+	}
+	e.audit.Record(store.AuditEvent{
+		Type: audit.SignInSuccess, Person: s.Subject, App: rec.Request.App, ClientAddr: clientaddr.From(r).String(),
+		Outcome: audit.Success, SessionID: s.ID,
+		Details: map[string]string{"method": method, "connector": source, "acr": s.Level.ACR(), "amr": strings.Join(s.AMR, " ")},
+	})
+	rec.State = stateAuthenticated
+	rec.SessionID = s.ID
+	rec.Pending = nil
+	if err := e.swapFlow(ctx, rec, raw); err != nil {
+		return "", err
 	}
 	q := url.Values{"flow": {rec.ID}, "step": {e.mac(rec.ID, stepComplete)}}
-	http.Redirect(w, r, resume+"?"+q.Encode(), http.StatusSeeOther)
+	return resume + "?" + q.Encode(), nil
+}
+
+// swapFlow replaces the flow record if it is still raw (or creates it when
+// raw is nil).
+func (e *Engine) swapFlow(ctx context.Context, rec *record, raw []byte) error {
+	if raw == nil {
+		return e.saveFlow(ctx, rec)
+	}
+	next, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	ok, err := e.eph.CompareAndSwap(ctx, flowKey(rec.ID), raw, next)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrFlowNotFound
+	}
+	return nil
 }
 
 // checkPassword tries the password connectors in order. An unknown account
@@ -477,6 +567,9 @@ func describe(err error) string {
 		}
 		if rfc.DebugField != "" {
 			d += " (" + rfc.DebugField + ")"
+		}
+		if cause := rfc.Unwrap(); cause != nil {
+			d += ": " + cause.Error()
 		}
 		return d
 	}

@@ -33,6 +33,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/garde-sso/garde/connectors"
 	"github.com/garde-sso/garde/internal/assurance"
 )
 
@@ -77,13 +78,17 @@ var (
 
 // Step names, bound into MACs.
 const (
-	stepCredentials = "credentials"
-	stepComplete    = "complete"
+	stepCredentials  = "credentials"
+	stepSecondFactor = "second_factor"
+	stepEnroll       = "enroll"
+	stepComplete     = "complete"
 )
 
 // States of a flow record.
 const (
 	stateCredentials   = "credentials"
+	stateSecondFactor  = "second_factor"
+	stateEnroll        = "enroll"
 	stateAuthenticated = "authenticated"
 )
 
@@ -97,6 +102,15 @@ type record struct {
 	// authenticated).
 	SessionID string    `json:"sid,omitempty"`
 	CreatedAt time.Time `json:"created"`
+	// Pending is who proved a first factor (or, for a step-up, the SSO
+	// session's person), waiting for a key (states second_factor, enroll).
+	// No session exists for them yet: nothing can ride a half sign-in.
+	Pending *connectors.Identity `json:"pending,omitempty"`
+	// PendingSource is the connector that proved the first factor.
+	PendingSource string `json:"pending_source,omitempty"`
+	// EnrollPath says why enrollment is allowed in state enroll: "code"
+	// after a valid enrollment code, "grace" in the grace period.
+	EnrollPath string `json:"enroll_path,omitempty"`
 }
 
 func flowKey(id string) string { return "flow:" + id }

@@ -124,7 +124,10 @@ func (s *Storage) ClientAssertionJWTValid(ctx context.Context, jti string) error
 // SetClientAssertionJWT implements fosite.ClientManager. SetNX makes the
 // check-and-mark atomic across replicas.
 func (s *Storage) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	ttl := exp.Sub(s.now())
+	// The assertion's own exp sets how long its id is remembered, capped:
+	// a client may sign one valid for centuries, and a day of memory is
+	// plenty since fosite refuses assertions older than that anyway.
+	ttl := min(exp.Sub(s.now()), 24*time.Hour)
 	if ttl <= 0 {
 		ttl = time.Second
 	}

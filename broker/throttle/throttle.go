@@ -61,16 +61,15 @@ func (l *Limiter) count(ctx context.Context, key string) (int64, error) {
 	return n, nil
 }
 
-// Check returns ErrThrottled when the account or the address has used up
-// its failures; the password is then not even sent to the directory.
+// Check reserves an attempt for the account, or returns ErrThrottled when
+// the account or the address has used up its attempts; the password is then
+// not even sent to the directory.
+//
+// The reservation is the atomic increment itself: of concurrent attempts on
+// one account, at most the limit get through, so racing requests cannot
+// push the directory past its own lockout threshold. A successful sign-in
+// clears the account's count (Success); a failed one stays counted.
 func (l *Limiter) Check(ctx context.Context, username, addr string) error {
-	n, err := l.count(ctx, accountKey(username))
-	if err != nil {
-		return err
-	}
-	if n >= l.accountMax {
-		return ErrThrottled
-	}
 	if addr != "" {
 		n, err := l.count(ctx, addressKey(addr))
 		if err != nil {
@@ -80,18 +79,24 @@ func (l *Limiter) Check(ctx context.Context, username, addr string) error {
 			return ErrThrottled
 		}
 	}
+	n, err := l.eph.Incr(ctx, accountKey(username), l.window)
+	if err != nil {
+		return fmt.Errorf("count attempt: %w", err)
+	}
+	if n > l.accountMax {
+		return ErrThrottled
+	}
 	return nil
 }
 
-// Failure records a failed attempt for the account and the address.
-func (l *Limiter) Failure(ctx context.Context, username, addr string) error {
-	if _, err := l.eph.Incr(ctx, accountKey(username), l.window); err != nil {
-		return fmt.Errorf("count failed attempt: %w", err)
+// Failure records a failed attempt from the address (Check already counted
+// it for the account).
+func (l *Limiter) Failure(ctx context.Context, _ string, addr string) error {
+	if addr == "" {
+		return nil
 	}
-	if addr != "" {
-		if _, err := l.eph.Incr(ctx, addressKey(addr), l.window); err != nil {
-			return fmt.Errorf("count failed attempt: %w", err)
-		}
+	if _, err := l.eph.Incr(ctx, addressKey(addr), l.window); err != nil {
+		return fmt.Errorf("count failed attempt: %w", err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@
 //	garde serve [--config FILE]   run Garde (the built-in demo without --config)
 //	garde check-config FILE       validate a configuration file and exit
 //	garde hash-password           read a password on stdin, print its argon2id hash
+//	garde keys ...                list or revoke a person's keys, issue an enrollment code
 //	garde version                 print the version
 package main
 
@@ -45,6 +46,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return checkConfig(args[1:], stdout, stderr)
 	case "hash-password":
 		return hashPassword(stdin, stdout, stderr)
+	case "keys":
+		return keysCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "garde", version)
 		return 0
@@ -64,6 +67,8 @@ Usage:
   garde serve [--config FILE]   run Garde (without --config: the local demo)
   garde check-config FILE       validate a configuration file
   garde hash-password           read a password on stdin, print its argon2id hash
+  garde keys list|revoke|issue-code --person SUB [--config FILE]
+                                manage a person's security keys and enrollment codes
   garde version                 print the version
 `)
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -95,7 +96,12 @@ func checkTTL(ttl time.Duration) error {
 
 // ms converts a TTL to whole milliseconds for PX, rounding up so that a
 // sub-millisecond TTL does not become "no expiry" or an error.
+// Durations near the maximum saturate instead of overflowing to a negative
+// PX, which Redis refuses.
 func ms(d time.Duration) int64 {
+	if d > math.MaxInt64-time.Millisecond {
+		return int64(math.MaxInt64 / time.Millisecond)
+	}
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/garde-sso/garde/broker/account"
 	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/keys"
@@ -32,6 +33,7 @@ import (
 	"github.com/garde-sso/garde/broker/store/sqlite"
 	"github.com/garde-sso/garde/broker/throttle"
 	"github.com/garde-sso/garde/cmd/garde/config"
+	"github.com/garde-sso/garde/connectors"
 	"github.com/garde-sso/garde/connectors/ldap"
 	"github.com/garde-sso/garde/connectors/static"
 	"github.com/garde-sso/garde/web"
@@ -161,6 +163,21 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	sessions := session.NewManager(a.Ephemeral, cfg.Sessions.Lifetime, cfg.Sessions.IdleTimeout, o.Clock)
 	limiter := throttle.New(a.Ephemeral, cfg.Throttle.AccountFailures, cfg.Throttle.AddressFailures, cfg.Throttle.Window)
 
+	pk, err := newPasskeys(cfg, a.Durable, a.Ephemeral, derive(master, "garde webauthn user handle"), o.Clock, o, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	var keysAdapter flow.Authenticators
+	if pk != nil {
+		keysAdapter = authenticators{pk}
+	}
+	lookups := map[string]connectors.LookupConnector{}
+	for _, p := range passwords {
+		if l, ok := p.Connector.(connectors.LookupConnector); ok {
+			lookups[p.ID] = l
+		}
+	}
+
 	engine := flow.New(flow.Options{
 		Ephemeral:   a.Ephemeral,
 		Sessions:    sessions,
@@ -172,10 +189,26 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Cookies:     cookies,
 		MACKey:      derive(master, "garde flow mac"),
 		LoginPath:   "/login",
-		ResumePaths: map[string]string{"oidc": oidc.PathResume},
+		ResumePaths: map[string]string{"oidc": oidc.PathResume, "account": account.PathResume},
 		Clock:       o.Clock,
 		Logger:      o.Logger,
+
+		Keys:            keysAdapter,
+		SecondFactor:    cfg.WebAuthn.SecondFactor,
+		Lookups:         lookups,
+		EnrollmentCodes: a.Durable,
+		GraceUntil:      cfg.WebAuthn.Enrollment.Grace,
+		Messages:        pages.Message,
 	})
+	var acct *account.Handlers
+	if pk != nil {
+		acct = account.New(account.Options{
+			Sessions: sessions, Flow: engine, Ceremonies: keysAdapter, Creds: a.Durable, Codes: a.Durable,
+			Ephemeral: a.Ephemeral, Throttle: limiter, Audit: a.Audit, Pages: pages, CSRF: csrf, Cookies: cookies,
+			Model: pk.Model, StrongWindow: cfg.WebAuthn.Enrollment.StrongFactorWindow,
+			GraceUntil: cfg.WebAuthn.Enrollment.Grace, Clock: o.Clock, Logger: o.Logger, Messages: pages.Message,
+		})
+	}
 
 	clients, err := buildClients(cfg, o)
 	if err != nil {
@@ -215,7 +248,7 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 
 	metrics := newMetrics()
 	a.Metrics = metrics.handler()
-	a.Handler = a.routes(provider, engine, pages, clients, cfg, metrics, passwords)
+	a.Handler = a.routes(provider, engine, acct, pages, clients, cfg, metrics)
 	return a, nil
 }
 
@@ -267,6 +300,12 @@ func loadMasterKey(cfg *config.Config, o Options) ([]byte, error) {
 		}
 	}
 	return keys.LoadMasterKey(env, file)
+}
+
+// OpenDurable opens the configured durable store, for admin commands that
+// need nothing else.
+func OpenDurable(ctx context.Context, cfg *config.Config, baseDir string) (store.Durable, error) {
+	return openDurable(ctx, cfg, Options{BaseDir: baseDir})
 }
 
 func openDurable(ctx context.Context, cfg *config.Config, o Options) (store.Durable, error) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/garde-sso/garde/broker/account"
 	"github.com/garde-sso/garde/broker/clientaddr"
 	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/oidc"
@@ -18,7 +19,7 @@ import (
 // pinger is what readiness asks of a store or a connector.
 type pinger interface{ Ping(context.Context) error }
 
-func (a *App) routes(p *oidc.Provider, engine *flow.Engine, pages *web.Renderer, clients []*oidc.Client, cfg *config.Config, m *metrics, passwords []flow.PasswordSource) http.Handler {
+func (a *App) routes(p *oidc.Provider, engine *flow.Engine, acct *account.Handlers, pages *web.Renderer, clients []*oidc.Client, cfg *config.Config, m *metrics) http.Handler {
 	mux := http.NewServeMux()
 
 	// Forms posted by people get Go's cross-origin protection on top of
@@ -28,7 +29,10 @@ func (a *App) routes(p *oidc.Provider, engine *flow.Engine, pages *web.Renderer,
 	cop := web.CrossOriginProtection()
 	cop.SetDenyHandler(pages.CrossOriginDenied())
 	p.Register(mux, cop.Handler)
-	mux.Handle("/login", cop.Handler(http.HandlerFunc(engine.ServeLogin)))
+	engine.Register(mux, cop.Handler)
+	if acct != nil {
+		acct.Register(mux, cop.Handler)
+	}
 	mux.Handle("GET /static/", web.StaticHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
