@@ -206,7 +206,9 @@ func startGardeWith(t testing.TB, opt gardeOptions) *gardeUnderTest {
 		"GARDE_E2E_APP_SECRET":    appSecret,
 		"GARDE_E2E_LAB_SECRET":    labSecret,
 	}
-	cfg, err := config.Parse("e2e.yaml", []byte(r.Replace(configTemplate)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	// Extra clients and configuration may name the issuer too.
+	text := strings.ReplaceAll(r.Replace(configTemplate), "{{ISSUER}}", g.issuer)
+	cfg, err := config.Parse("e2e.yaml", []byte(text), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

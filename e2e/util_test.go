@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -54,5 +55,13 @@ func localhostTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
+	leafCert, _ := x509.ParseCertificate(der)
+	spki := sha256.Sum256(leafCert.RawSubjectPublicKeyInfo)
+	localhostSPKI = base64.StdEncoding.EncodeToString(spki[:])
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der, caDER}, PrivateKey: key}}}, pool
 }
+
+// localhostSPKI is the hash of the last localhostTLS certificate's key, for
+// Chromium's --ignore-certificate-errors-spki-list (which trusts it without
+// treating the page as a certificate error, so WebAuthn stays available).
+var localhostSPKI string
