@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/garde-sso/garde/broker/store"
+	"github.com/garde-sso/garde/broker/store/sqlite"
 
 	"github.com/garde-sso/garde/connectors/static"
 )
@@ -93,5 +97,54 @@ func TestCommands(t *testing.T) {
 	_ = os.WriteFile(bad, []byte("issuer: [\n"), 0o600)
 	if code, _, errs := runCmd(t, "", "serve", "--config", bad); code != 1 || !strings.Contains(errs, "bad.yaml") {
 		t.Errorf("serve with a broken config: %d %q", code, errs)
+	}
+}
+
+func TestKeysCommands(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "garde.yaml")
+	if err := os.WriteFile(cfgPath, []byte(`issuer: http://localhost:5556
+master_key: {file: `+filepath.Join(dir, "key")+`, generate_if_missing: true}
+storage:
+  durable: {driver: sqlite, sqlite_path: `+filepath.Join(dir, "garde.db")+`}
+connectors:
+  - id: local
+    type: static
+    static:
+      people:
+        - username: a
+          password_hash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdHNhbHRzYWx0c2FsdA$0123456789abcdef0123456789abcdef0123456789a"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd(t, "", "keys", "issue-code", "--config", cfgPath, "--person", "ad:1234", "--by", "helpdesk-1")
+	if code != 0 {
+		t.Fatalf("issue-code: exit %d: %s", code, errs)
+	}
+	if !regexp.MustCompile(`\n    [A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}\n`).MatchString(out) {
+		t.Fatalf("issue-code printed no code:\n%s", out)
+	}
+	if code, out, _ := runCmd(t, "", "keys", "list", "--config", cfgPath, "--person", "ad:1234"); code != 0 || !strings.Contains(out, "has no security key") {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	if code, out, _ := runCmd(t, "", "keys", "revoke", "--config", cfgPath, "--person", "ad:1234"); code != 0 || !strings.Contains(out, "revoked 0") {
+		t.Fatalf("revoke: %d %q", code, out)
+	}
+	if code, _, errs := runCmd(t, "", "keys", "issue-code", "--config", cfgPath); code != 2 || !strings.Contains(errs, "--person is required") {
+		t.Fatalf("missing --person: %d %q", code, errs)
+	}
+	// The code and the actions are in the audit trail, with who did them.
+	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "garde.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	events, err := db.ListAuditEvents(t.Context(), store.AuditQuery{Person: "ad:1234"})
+	if err != nil || len(events) != 2 || events[0].Type != "enrollment_code.issued" || events[0].Details["by"] != "helpdesk-1" || events[1].Type != "webauthn.revoked" {
+		t.Fatalf("audit = %+v, %v", events, err)
+	}
+	codes, err := db.ListEnrollmentCodes(t.Context(), "ad:1234")
+	if err != nil || len(codes) != 1 || !codes[0].ExpiresAt.After(codes[0].CreatedAt) {
+		t.Fatalf("stored codes = %+v, %v", codes, err)
 	}
 }
