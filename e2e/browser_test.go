@@ -279,6 +279,14 @@ func TestBrowserSecurityKeys(t *testing.T) {
 	// 5. The key page: the session is fresh from a key (strong), so even the
 	// last key can be removed, after a confirmation.
 	run(t, ctx, chromedp.Navigate(g.issuer+"/keys"), chromedp.WaitVisible(chromedp.CSS(`table.keys`)),
+		chromedp.Click(chromedp.CSS(`details.rename summary`)),
+		chromedp.SetValue(chromedp.ID("rename-0"), "Clé du bloc"),
+		chromedp.Submit(chromedp.ID("rename-0")))
+	waitURL(t, ctx, "msg=key_renamed")
+	if !strings.Contains(pageHTML(t, ctx), "Clé du bloc") {
+		t.Error("the renamed key is not listed under its new name")
+	}
+	run(t, ctx, chromedp.WaitVisible(chromedp.CSS(`table.keys`)),
 		chromedp.Click(chromedp.CSS(`form.form-remove button`)),
 		chromedp.WaitVisible(chromedp.CSS(`button[name="confirm"]`)),
 		chromedp.Click(chromedp.CSS(`button[name="confirm"]`)))
@@ -296,7 +304,7 @@ func TestBrowserSecurityKeys(t *testing.T) {
 	for _, e := range events {
 		types = append(types, e.Type+"/"+e.Outcome)
 	}
-	for _, want := range []string{audit.EnrollmentCodeUsed + "/failure", audit.EnrollmentCodeUsed + "/success", audit.KeyEnrolled + "/success", audit.KeyRemoved + "/success"} {
+	for _, want := range []string{audit.EnrollmentCodeUsed + "/failure", audit.EnrollmentCodeUsed + "/success", audit.KeyEnrolled + "/success", audit.KeyRenamed + "/success", audit.KeyRemoved + "/success"} {
 		if !slices.Contains(types, want) {
 			t.Errorf("audit lacks %s: %v", want, types)
 		}
@@ -419,5 +427,30 @@ func TestBrowserKeyAttacks(t *testing.T) {
 	})
 	if !high {
 		t.Errorf("no high-severity audit event for the cloned key: %+v", events)
+	}
+}
+
+// TestBrowserWrongOrigin: a ceremony made for another origin than the ones
+// configured is refused with the security message (a phishing page, or a
+// proxy publishing Garde under an unexpected name).
+func TestBrowserWrongOrigin(t *testing.T) {
+	g := startGardeWith(t, gardeOptions{backend: embedded, localhost: true, extraClients: portalClient,
+		extraConfig: "webauthn:\n  origins: [\"https://sso.localhost\"]\n  enrollment:\n    grace_until: \"2099-01-01T00:00:00Z\"\n"})
+	ctx, _ := chromium(t)
+	portal := g.newRP(t, "portal", portalSecret, g.issuer+"/test-app/cb")
+	a := portal.authURL()
+	run(t, ctx, chromedp.Navigate(a.url))
+	signInPassword(t, ctx, testutil.SlapdJDupont)
+	landed(t, g, portal, a, waitURL(t, ctx, "/test-app/cb"))
+	run(t, ctx, chromedp.Navigate(g.issuer+"/keys"),
+		chromedp.WaitVisible(chromedp.ID("key-name")),
+		chromedp.SendKeys(chromedp.ID("key-name"), "Clé"),
+		chromedp.Click(chromedp.CSS(`[data-webauthn="register"]`)))
+	if s := statusText(t, ctx); !strings.Contains(s, "sécurité") {
+		t.Errorf("registration from an unexpected origin: status %q, want the security message", s)
+	}
+	creds, err := g.app.Durable.ListWebAuthnCredentials(context.Background(), "ad:"+testutil.SlapdJDupont.GUID)
+	if err != nil || len(creds) != 0 {
+		t.Fatalf("a key was registered from the wrong origin: %+v %v", creds, err)
 	}
 }
