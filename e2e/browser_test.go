@@ -15,8 +15,8 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
-	"github.com/garde-sso/garde/broker/account"
 	"github.com/garde-sso/garde/broker/audit"
+	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/internal/assurance"
 	"github.com/garde-sso/garde/internal/testutil"
@@ -199,7 +199,7 @@ func TestBrowserSecurityKeys(t *testing.T) {
 
 	// The admin issues an enrollment code (as `garde keys issue-code` does).
 	code := "ABCD-EFGH-IJKL-MNOP"
-	sum := sha256.Sum256([]byte(account.NormalizeCode(code)))
+	sum := sha256.Sum256([]byte(flow.NormalizeCode(code)))
 	if err := g.app.Durable.CreateEnrollmentCode(context.Background(), store.EnrollmentCode{
 		Hash: sum[:], Subject: sub, CreatedBy: "test", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)

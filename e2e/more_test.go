@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v3"
 	gjwt "github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
 
 	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/store"
@@ -227,5 +228,28 @@ func TestAuditTrail(t *testing.T) {
 				t.Errorf("a password reached the audit trail: %+v", e)
 			}
 		}
+	}
+}
+
+// TestAcrWithoutKeys: with security keys unavailable (this Garde's issuer is
+// an IP address, so WebAuthn is off), an application asking for a
+// substantial level still gets an answer from the session: its acr says
+// what it really is.
+func TestAcrWithoutKeys(t *testing.T) {
+	g := startGarde(t, embedded, "")
+	app := g.newRP(t, appID, appSecret, appRedirect)
+	br := g.newBrowser(t)
+	code, a := signIn(t, g, br, app, testutil.SlapdJDupont)
+	if _, err := app.exchange(code, a); err != nil {
+		t.Fatal(err)
+	}
+	a2 := app.authURL(oauth2.SetAuthURLParam("acr_values", "http://eidas.europa.eu/LoA/substantial"))
+	p := br.get(a2.url)
+	tok, err := app.exchange(app.code(p, a2, g.issuer), a2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.claim.ACR != "http://eidas.europa.eu/LoA/low" {
+		t.Errorf("acr = %q, want low (nothing stronger was proven)", tok.claim.ACR)
 	}
 }

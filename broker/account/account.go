@@ -17,9 +17,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -72,8 +70,6 @@ type Options struct {
 	GraceUntil   time.Time
 	Clock        func() time.Time
 	Logger       *slog.Logger
-	// Messages translates message keys for JSON answers.
-	Messages func(r *http.Request, key string) string
 }
 
 // Handlers serve the page.
@@ -348,7 +344,7 @@ func (h *Handlers) code(w http.ResponseWriter, r *http.Request) {
 		h.back(w, r, "error", "throttled")
 		return
 	}
-	code := NormalizeCode(r.PostForm.Get("code"))
+	code := flow.NormalizeCode(r.PostForm.Get("code"))
 	sum := sha256.Sum256([]byte(code))
 	if err := h.o.Codes.UseEnrollmentCode(ctx, sum[:], s.Subject, h.o.Clock()); err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
@@ -368,38 +364,15 @@ func (h *Handlers) code(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, PathKeys, http.StatusSeeOther)
 }
 
-// NormalizeCode makes typed codes comparable: case and dashes do not count.
-func NormalizeCode(code string) string {
-	return strings.ToUpper(strings.ReplaceAll(strings.ReplaceAll(strings.TrimSpace(code), "-", ""), " ", ""))
-}
-
-type ceremony struct {
-	CSRF       string          `json:"csrf_token"`
-	Name       string          `json:"name,omitempty"`
-	Credential json.RawMessage `json:"credential,omitempty"`
-}
-
 func (h *Handlers) jsonError(w http.ResponseWriter, r *http.Request, status int, key string) {
-	msg := key
-	if h.o.Messages != nil {
-		msg = h.o.Messages(r, key)
-	}
-	writeJSON(w, status, map[string]string{"error": key, "message": msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	h.o.Pages.JSONError(w, r, status, key)
 }
 
 // readCeremony authenticates a JSON ceremony message and checks that the
 // person may enroll now.
-func (h *Handlers) readCeremony(w http.ResponseWriter, r *http.Request) (*ceremony, *session.Session, string, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	var m ceremony
-	if err != nil || json.Unmarshal(body, &m) != nil {
+func (h *Handlers) readCeremony(w http.ResponseWriter, r *http.Request) (*web.WebAuthnRequest, *session.Session, string, bool) {
+	m, err := web.DecodeWebAuthnRequest(w, r)
+	if err != nil {
 		h.jsonError(w, r, http.StatusBadRequest, "invalid_request")
 		return nil, nil, "", false
 	}
@@ -408,7 +381,7 @@ func (h *Handlers) readCeremony(w http.ResponseWriter, r *http.Request) (*ceremo
 		h.jsonError(w, r, http.StatusUnauthorized, "session_expired")
 		return nil, nil, "", false
 	}
-	if !h.o.CSRF.Verify(binding, h.csrfPurpose(s), m.CSRF) {
+	if !h.o.CSRF.Verify(binding, h.csrfPurpose(s), m.CSRFToken) {
 		h.jsonError(w, r, http.StatusForbidden, "csrf_failed")
 		return nil, nil, "", false
 	}
@@ -447,7 +420,7 @@ func (h *Handlers) registerBegin(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(opts)
+	_, _ = w.Write(opts) // the options JSON the ceremony library produced
 }
 
 func (h *Handlers) registerFinish(w http.ResponseWriter, r *http.Request) {
@@ -467,5 +440,5 @@ func (h *Handlers) registerFinish(w http.ResponseWriter, r *http.Request) {
 		_ = h.o.Ephemeral.Delete(r.Context(), codeKey(s.ID))
 	}
 	h.event(r, s, audit.KeyEnrolled, audit.Success, "", map[string]string{"path": path, "name": res.CredentialName})
-	writeJSON(w, http.StatusOK, map[string]string{"redirect": PathKeys + "?msg=key_registered"})
+	web.JSONRedirect(w, PathKeys+"?msg=key_registered")
 }

@@ -69,9 +69,6 @@ type Options struct {
 	// GraceUntil lets people with no key enroll after a password until
 	// then (zero: no grace period).
 	GraceUntil time.Time
-	// Messages translates a message key for the request's language (JSON
-	// answers to the ceremony script).
-	Messages func(r *http.Request, key string) string
 }
 
 // Engine runs sign-in flows.
@@ -96,7 +93,6 @@ type Engine struct {
 	lookups      map[string]connectors.LookupConnector
 	codes        store.EnrollmentCodes
 	graceUntil   time.Time
-	messages     func(r *http.Request, key string) string
 }
 
 // New returns an Engine.
@@ -107,13 +103,10 @@ func New(o Options) *Engine {
 		cookies: o.Cookies, macKey: o.MACKey, flowTTL: o.FlowLifetime,
 		loginPath: o.LoginPath, resumePaths: o.ResumePaths, now: o.Clock, log: o.Logger,
 		keys: o.Keys, secondFactor: o.SecondFactor, lookups: o.Lookups, codes: o.EnrollmentCodes,
-		graceUntil: o.GraceUntil, messages: o.Messages,
+		graceUntil: o.GraceUntil,
 	}
 	if e.keys == nil {
 		e.secondFactor = "off"
-	}
-	if e.messages == nil {
-		e.messages = func(_ *http.Request, key string) string { return key }
 	}
 	if e.flowTTL <= 0 {
 		e.flowTTL = 10 * time.Minute
@@ -185,8 +178,13 @@ func (e *Engine) suffices(s *session.Session, req Request) bool {
 }
 
 // requiredLevel is the level a request needs: what the application asked
-// for, and at least substantial when the hospital requires a key.
+// for, and at least substantial when the hospital requires a key. Without
+// security keys nothing can raise a session's level, so a request is
+// answered with what the session has (its acr says so).
 func (e *Engine) requiredLevel(req Request) assurance.Level {
+	if e.keys == nil {
+		return assurance.None
+	}
 	l := req.Requested
 	if e.secondFactor == "required" && l < assurance.Substantial {
 		l = assurance.Substantial

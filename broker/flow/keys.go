@@ -3,9 +3,7 @@ package flow
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -125,38 +123,27 @@ func (e *Engine) graceActive() bool {
 	return !e.graceUntil.IsZero() && e.now().Before(e.graceUntil)
 }
 
-// ceremonyMessage is the JSON the ceremony script reads.
-type ceremonyMessage struct {
-	FlowID     string          `json:"flow_id"`
-	Step       string          `json:"step"`
-	CSRF       string          `json:"csrf_token"`
-	Name       string          `json:"name,omitempty"`
-	Mode       string          `json:"mode,omitempty"`
-	Credential json.RawMessage `json:"credential,omitempty"`
+func (e *Engine) jsonError(w http.ResponseWriter, r *http.Request, status int, key string) {
+	e.pages.JSONError(w, r, status, key)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeOptions answers a begin call with the ceremony's options.
+func writeOptions(w http.ResponseWriter, opts []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func (e *Engine) jsonError(w http.ResponseWriter, r *http.Request, status int, key string) {
-	writeJSON(w, status, map[string]string{"error": key, "message": e.messages(r, key)})
+	_, _ = w.Write(opts)
 }
 
 // readCeremony reads and authenticates a ceremony message for a step: the
 // flow must exist for this browser, be in state, and the MAC and CSRF token
 // must verify.
-func (e *Engine) readCeremony(w http.ResponseWriter, r *http.Request, step, state string) (*ceremonyMessage, *record, []byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	var m ceremonyMessage
-	if err != nil || json.Unmarshal(body, &m) != nil {
+func (e *Engine) readCeremony(w http.ResponseWriter, r *http.Request, step, state string) (*web.WebAuthnRequest, *record, []byte, bool) {
+	m, err := web.DecodeWebAuthnRequest(w, r)
+	if err != nil {
 		e.jsonError(w, r, http.StatusBadRequest, "invalid_request")
 		return nil, nil, nil, false
 	}
-	if !e.checkMAC(m.FlowID, step, m.Step) {
+	if !e.checkMAC(m.FlowID, step, m.StepToken) {
 		e.jsonError(w, r, http.StatusBadRequest, "flow_expired")
 		return nil, nil, nil, false
 	}
@@ -166,7 +153,7 @@ func (e *Engine) readCeremony(w http.ResponseWriter, r *http.Request, step, stat
 		e.jsonError(w, r, http.StatusBadRequest, "flow_expired")
 		return nil, nil, nil, false
 	}
-	if !e.csrf.Verify(binding, "login:"+rec.ID, m.CSRF) {
+	if !e.csrf.Verify(binding, "login:"+rec.ID, m.CSRFToken) {
 		e.jsonError(w, r, http.StatusForbidden, "csrf_failed")
 		return nil, nil, nil, false
 	}
@@ -194,18 +181,18 @@ func (e *Engine) keyFailure(w http.ResponseWriter, r *http.Request, rec *record,
 // ---- passwordless, from the login page
 
 func (e *Engine) passkeyBegin(w http.ResponseWriter, r *http.Request) {
-	m, rec, _, ok := e.readCeremony(w, r, stepCredentials, stateCredentials)
+	_, rec, _, ok := e.readCeremony(w, r, stepCredentials, stateCredentials)
 	if !ok {
 		return
 	}
-	opts, err := e.keys.BeginPasswordless(r.Context(), rec.ID+":passwordless", m.Mode == "conditional")
+	// The same options serve the button and browser autofill: the script
+	// asks for conditional mediation itself.
+	opts, err := e.keys.BeginPasswordless(r.Context(), rec.ID+":passwordless", false)
 	if err != nil {
 		e.keyFailure(w, r, rec, "", "passkey", err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(opts)
+	writeOptions(w, opts)
 }
 
 func (e *Engine) passkeyFinish(w http.ResponseWriter, r *http.Request) {
@@ -241,7 +228,7 @@ func (e *Engine) passkeyFinish(w http.ResponseWriter, r *http.Request) {
 		e.jsonError(w, r, http.StatusBadRequest, "flow_expired")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
+	web.JSONRedirect(w, redirect)
 }
 
 // lookup finds the current identity of a subject ("connector:subject").
@@ -301,9 +288,7 @@ func (e *Engine) keyBegin(w http.ResponseWriter, r *http.Request) {
 		e.keyFailure(w, r, rec, Subject(*rec.Pending), "second_factor", err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(opts)
+	writeOptions(w, opts)
 }
 
 func (e *Engine) keyFinish(w http.ResponseWriter, r *http.Request) {
@@ -333,7 +318,7 @@ func (e *Engine) finishWithKey(w http.ResponseWriter, r *http.Request, rec *reco
 		e.jsonError(w, r, http.StatusBadRequest, "flow_expired")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
+	web.JSONRedirect(w, redirect)
 }
 
 // ---- enrollment inside a sign-in (a person with no key yet)
@@ -399,8 +384,7 @@ func (e *Engine) enrollCode(w http.ResponseWriter, r *http.Request) {
 		e.renderEnroll(w, r, http.StatusTooManyRequests, rec, binding, "throttled")
 		return
 	}
-	code := strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(r.PostForm.Get("code")), "-", ""))
-	sum := sha256.Sum256([]byte(code))
+	sum := sha256.Sum256([]byte(NormalizeCode(r.PostForm.Get("code"))))
 	if err := e.codes.UseEnrollmentCode(ctx, sum[:], sub, e.now()); err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			e.log.Error("checking an enrollment code failed", "err", err)
@@ -420,6 +404,12 @@ func (e *Engine) enrollCode(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, PathEnroll+"?"+url.Values{"flow": {rec.ID}}.Encode(), http.StatusSeeOther)
 }
 
+// NormalizeCode makes typed enrollment codes comparable: case, spaces and
+// dashes do not count. Codes are stored as the SHA-256 of this form.
+func NormalizeCode(code string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "", " ", "", "\t", "").Replace(strings.TrimSpace(code)))
+}
+
 func (e *Engine) keyPerson(id connectors.Identity) KeyPerson {
 	name := id.DisplayName
 	if name == "" {
@@ -436,6 +426,8 @@ func (e *Engine) enrollBegin(w http.ResponseWriter, r *http.Request) {
 	// Only after a valid code or in the grace period: a stolen password
 	// alone never registers a key.
 	if rec.EnrollPath == "" {
+		e.audit.Record(store.AuditEvent{Type: audit.KeyEnrolled, Person: Subject(*rec.Pending), App: rec.Request.App,
+			ClientAddr: clientaddr.From(r).String(), Outcome: audit.Failure, Reason: "enrollment_not_allowed"})
 		e.jsonError(w, r, http.StatusForbidden, "enrollment_not_allowed")
 		return
 	}
@@ -444,9 +436,7 @@ func (e *Engine) enrollBegin(w http.ResponseWriter, r *http.Request) {
 		e.keyFailure(w, r, rec, Subject(*rec.Pending), "enroll", err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(opts)
+	writeOptions(w, opts)
 }
 
 func (e *Engine) enrollFinish(w http.ResponseWriter, r *http.Request) {

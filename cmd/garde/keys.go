@@ -12,8 +12,8 @@ import (
 	"os/user"
 	"time"
 
-	"github.com/garde-sso/garde/broker/account"
 	"github.com/garde-sso/garde/broker/audit"
+	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/cmd/garde/app"
 )
@@ -103,7 +103,7 @@ func keysCommand(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "issue-code":
 		code := newEnrollmentCode()
-		sum := sha256.Sum256([]byte(account.NormalizeCode(code)))
+		sum := sha256.Sum256([]byte(flow.NormalizeCode(code)))
 		now := time.Now().UTC()
 		exp := now.Add(cfg.WebAuthn.Enrollment.CodeLifetime)
 		if err := db.CreateEnrollmentCode(ctx, store.EnrollmentCode{Hash: sum[:], Subject: *person, CreatedBy: *by, CreatedAt: now, ExpiresAt: exp}); err != nil {

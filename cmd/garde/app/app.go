@@ -198,7 +198,6 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Lookups:         lookups,
 		EnrollmentCodes: a.Durable,
 		GraceUntil:      cfg.WebAuthn.Enrollment.Grace,
-		Messages:        pages.Message,
 	})
 	var acct *account.Handlers
 	if pk != nil {
@@ -206,7 +205,7 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 			Sessions: sessions, Flow: engine, Ceremonies: keysAdapter, Creds: a.Durable, Codes: a.Durable,
 			Ephemeral: a.Ephemeral, Throttle: limiter, Audit: a.Audit, Pages: pages, CSRF: csrf, Cookies: cookies,
 			Model: pk.Model, StrongWindow: cfg.WebAuthn.Enrollment.StrongFactorWindow,
-			GraceUntil: cfg.WebAuthn.Enrollment.Grace, Clock: o.Clock, Logger: o.Logger, Messages: pages.Message,
+			GraceUntil: cfg.WebAuthn.Enrollment.Grace, Clock: o.Clock, Logger: o.Logger,
 		})
 	}
 

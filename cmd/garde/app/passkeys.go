@@ -99,6 +99,9 @@ func newPasskeys(cfg *config.Config, creds store.WebAuthnCredentials, eph store.
 		return nil, nil
 	}
 	if net.ParseIP(w.RPID) != nil {
+		if w.SecondFactor == "required" {
+			return nil, fmt.Errorf("webauthn: second_factor is required but the RP ID %q is an IP address, which browsers refuse: give the issuer a host name", w.RPID)
+		}
 		logger.Warn("WebAuthn disabled: the issuer's host is an IP address, which browsers refuse as an RP ID; use a host name", "rp_id", w.RPID)
 		return nil, nil
 	}

@@ -794,6 +794,15 @@ func (v *validator) webauthn() {
 	v.enum(p+".second_factor", w.SecondFactor, "second-factor mode", "off", "optional", "required")
 	v.enum(p+".user_verification", w.UserVerification, "user verification requirement", "discouraged", "preferred", "required")
 	v.enum(p+".attestation", w.Attestation, "attestation conveyance", "none", "indirect", "direct")
+	if w.Enabled && net.ParseIP(w.RPID) != nil && !v.set[p+".rp_id"] {
+		// The RP ID defaults to the issuer's host; an IP address cannot be
+		// one, so WebAuthn would be off.
+		if w.SecondFactor == "required" {
+			v.errorf(p+".second_factor", "is required but the issuer's host %q is an IP address, which browsers refuse as a WebAuthn RP ID; expected an issuer with a host name", w.RPID)
+		} else {
+			v.warnf(p, "WebAuthn is off: the issuer's host %q is an IP address, which browsers refuse as an RP ID; give the issuer a host name to use security keys", w.RPID)
+		}
+	}
 	if !w.Enabled && w.SecondFactor == "required" {
 		v.errorf(p+".second_factor", "is required but webauthn.enabled is false; expected webauthn enabled, or second_factor off or optional")
 	}
