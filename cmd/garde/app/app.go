@@ -170,6 +170,9 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	var keysAdapter flow.Authenticators
 	if pk != nil {
 		keysAdapter = authenticators{pk}
+		if cfg.WebAuthn.MetadataFile != "" {
+			go a.reloadMetadata(runCtx, pk)
+		}
 	}
 	lookups := map[string]connectors.LookupConnector{}
 	for _, p := range passwords {
@@ -447,6 +450,24 @@ func (a *App) purgeExpired(ctx context.Context, clock func() time.Time) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// reloadMetadata rereads the FIDO metadata file every hour, so a blob the
+// operator copied in takes effect without a restart. A file that fails to
+// load leaves the previous one in use.
+func (a *App) reloadMetadata(ctx context.Context, pk interface{ ReloadMetadata() error }) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := pk.ReloadMetadata(); err != nil {
+				a.logger.Warn("reloading the FIDO metadata file failed; keeping the previous one", "err", err)
+			}
 		}
 	}
 }
