@@ -79,6 +79,11 @@ func TestReadiness(t *testing.T) {
 	if s := get("/readyz"); s != http.StatusOK {
 		t.Fatalf("readyz: %d", s)
 	}
+	// Let the start-up events land first: this test pulls the database
+	// out from under a running Garde.
+	if err := g.app.Audit.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := g.app.Durable.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,10 @@ type Recorder struct {
 	queue  chan item
 	done   chan struct{}
 	once   sync.Once
+	// abandon is closed when Close gives up waiting: the writer then stops
+	// retrying a store that is gone, and says how many events it lost.
+	abandon     chan struct{}
+	abandonOnce sync.Once
 }
 
 // item is an event, or a flush marker the writer acknowledges once
@@ -77,7 +81,7 @@ func New(log store.AuditLog, logger *slog.Logger, clock func() time.Time, queue 
 	if logger == nil {
 		logger = slog.Default()
 	}
-	r := &Recorder{log: log, logger: logger, now: clock, queue: make(chan item, queue), done: make(chan struct{})}
+	r := &Recorder{log: log, logger: logger, now: clock, queue: make(chan item, queue), done: make(chan struct{}), abandon: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -92,32 +96,44 @@ func (r *Recorder) Record(e store.AuditEvent) {
 	r.queue <- item{event: e}
 }
 
+// linger is how long the writer waits for more events after the first of
+// a batch. One transaction per event costs more than the sign-in it
+// records (a WAL write and a commit each); waiting a few milliseconds lets
+// a busy replica write tens of events in one transaction.
+const linger = 20 * time.Millisecond
+
 func (r *Recorder) run() {
 	defer close(r.done)
 	batch := make([]store.AuditEvent, 0, 256)
 	var waiting []chan struct{}
+	timer := time.NewTimer(linger)
+	timer.Stop()
 	for it := range r.queue {
 		batch, waiting = batch[:0], waiting[:0]
+		flushNow := false
 		add := func(it item) {
 			if it.flushed != nil {
 				waiting = append(waiting, it.flushed)
+				flushNow = true
 				return
 			}
 			batch = append(batch, it.event)
 		}
 		add(it)
-	drain:
-		for len(batch) < cap(batch) {
+		timer.Reset(linger)
+	collect:
+		for !flushNow && len(batch) < cap(batch) {
 			select {
 			case it, ok := <-r.queue:
 				if !ok {
-					break drain
+					break collect
 				}
 				add(it)
-			default:
-				break drain
+			case <-timer.C:
+				break collect
 			}
 		}
+		timer.Stop()
 		if len(batch) > 0 {
 			r.write(batch)
 		}
@@ -139,7 +155,12 @@ func (r *Recorder) write(batch []store.AuditEvent) {
 			return
 		}
 		r.logger.Error("audit: writing events failed; retrying", "events", len(batch), "attempt", attempt, "err", err)
-		time.Sleep(backoff)
+		select {
+		case <-time.After(backoff):
+		case <-r.abandon:
+			r.logger.Error("audit: shutting down with events not written", "events", len(batch)+len(r.queue), "err", err)
+			return
+		}
 		if backoff < 5*time.Second {
 			backoff *= 2
 		}
@@ -170,6 +191,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 	case <-r.done:
 		return nil
 	case <-ctx.Done():
+		r.abandonOnce.Do(func() { close(r.abandon) })
 		return ctx.Err()
 	}
 }

@@ -260,3 +260,25 @@ func TestStoreDownThenBack(t *testing.T) {
 		t.Fatalf("%d events stored once the store is back, want 6", len(got))
 	}
 }
+
+// A store that never comes back must not hold shutdown forever: Close gives
+// up when its context ends and reports it.
+func TestCloseGivesUpOnDeadStore(t *testing.T) {
+	f := &flaky{AuditLog: openStore(t)}
+	f.down.Store(true)
+	r := New(f, quiet, nil, 0)
+	r.Record(store.AuditEvent{Type: TokenIssued, Outcome: Success})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := r.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close on a dead store = %v, want the context's deadline", err)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer kept retrying after Close gave up")
+	}
+	if f.refused.Load() == 0 {
+		t.Fatal("the writer never tried the store")
+	}
+}

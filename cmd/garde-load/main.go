@@ -36,6 +36,11 @@ import (
 	"time"
 )
 
+var profileScenario, profileOut string
+
+// metricsPort serves the server's profiler during the run.
+var metricsPort int
+
 const (
 	robotSecret = "robot-secret-0123456789abcdef0123456789abcdef"
 	appSecret   = "load-app-secret-0123456789abcdef0123456789"
@@ -52,6 +57,8 @@ func main() {
 	c := flag.Int("c", 4, "concurrent clients")
 	serverCPU := flag.Int("server-cpu", 1, "CPU core the server is pinned to")
 	clientCPU := flag.Int("client-cpu", 0, "CPU core this harness is pinned to")
+	flag.StringVar(&profileScenario, "profile-scenario", "", "take a CPU profile of the server during this scenario")
+	flag.StringVar(&profileOut, "profile", "garde-cpu.prof", "where to write that profile")
 	flag.Parse()
 	if *garde == "" {
 		fmt.Fprintln(os.Stderr, "garde-load: -garde is required")
@@ -97,6 +104,9 @@ func run(garde, backend, pgDSN, redisAddr string, n, c, serverCPU int) error {
 		return err
 	}
 	issuer := fmt.Sprintf("http://localhost:%d", port)
+	if metricsPort, err = freePort(); err != nil {
+		return err
+	}
 	hash, err := hashPassword(garde, userPass)
 	if err != nil {
 		return fmt.Errorf("hash-password: %w", err)
@@ -106,7 +116,7 @@ func run(garde, backend, pgDSN, redisAddr string, n, c, serverCPU int) error {
 		storage = fmt.Sprintf("  durable: {driver: postgres, postgres_dsn: %q}\n  ephemeral:\n    driver: redis\n    redis: {addrs: [%q], key_prefix: \"load-%d:\"}", pgDSN, redisAddr, port)
 	}
 	cfg := fmt.Sprintf(`issuer: %s
-listen: {address: "127.0.0.1:%d", metrics_address: ""}
+listen: {address: "127.0.0.1:%d", metrics_address: "127.0.0.1:%d"}
 log: {level: warn}
 master_key: {file: %q, generate_if_missing: true}
 storage:
@@ -128,7 +138,7 @@ clients:
     secret: %s
     redirect_uris: [http://localhost:5555/cb]
     id_token_signed_response_alg: ES256
-`, issuer, port, filepath.Join(dir, "master.key"), storage, userName, hash, robotSecret, appSecret)
+`, issuer, port, metricsPort, filepath.Join(dir, "master.key"), storage, userName, hash, robotSecret, appSecret)
 	cfgPath := filepath.Join(dir, "garde.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
@@ -306,6 +316,12 @@ func measure(name string, pid, n, c int, op func() error) error {
 	if err != nil {
 		return err
 	}
+	profiled := make(chan error, 1)
+	if name == profileScenario {
+		go func() { profiled <- fetchProfile(profileOut, 5) }()
+	} else {
+		profiled <- nil
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	var left atomic.Int64
@@ -333,7 +349,24 @@ func measure(name string, pid, n, c int, op func() error) error {
 	if err != nil {
 		return err
 	}
+	if err := <-profiled; err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
 	cpu := time.Duration(after-before) * time.Second / clockTicks
 	fmt.Printf("%-28s %10.0f %10.3f ms %14s\n", name, float64(n)/elapsed.Seconds(), float64(cpu.Microseconds())/1000/float64(n), cpu.Round(time.Millisecond))
 	return nil
+}
+
+// fetchProfile saves a CPU profile of the server taken over seconds.
+func fetchProfile(path string, seconds int) error {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", metricsPort, seconds))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }

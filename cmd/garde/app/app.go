@@ -104,8 +104,13 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 
 	a.Audit = audit.New(a.Durable, o.Logger, o.Clock, 0)
 	// Registered before the stores' closers run (closers run in reverse):
-	// queued events are written before the database closes.
-	a.closers = append(a.closers, a.Audit.Close)
+	// queued events are written before the database closes. A database
+	// that does not answer gets ten seconds, not forever.
+	a.closers = append(a.closers, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return a.Audit.Close(ctx)
+	})
 
 	longest := max(cfg.Tokens.AccessTokenLifetime, cfg.Tokens.IDTokenLifetime)
 	for _, c := range cfg.Clients {
