@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -34,6 +35,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
 )
 
 var profileScenario, profileOut string
@@ -113,6 +116,14 @@ func run(garde, backend, pgDSN, redisAddr string, n, c, serverCPU int) error {
 	}
 	storage := fmt.Sprintf("  durable: {driver: sqlite, sqlite_path: %q}\n  ephemeral: {driver: memory}", filepath.Join(dir, "garde.db"))
 	if backend == "postgres+redis" {
+		// A database of its own, so that keys sealed by an earlier run's
+		// master key are not in the way.
+		dsn, drop, err := freshDatabase(pgDSN, fmt.Sprintf("garde_load_%d", port))
+		if err != nil {
+			return err
+		}
+		defer drop()
+		pgDSN = dsn
 		storage = fmt.Sprintf("  durable: {driver: postgres, postgres_dsn: %q}\n  ephemeral:\n    driver: redis\n    redis: {addrs: [%q], key_prefix: \"load-%d:\"}", pgDSN, redisAddr, port)
 	}
 	cfg := fmt.Sprintf(`issuer: %s
@@ -369,4 +380,27 @@ func fetchProfile(path string, seconds int) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// freshDatabase creates database name next to the one adminDSN names and
+// returns its DSN and a function that drops it.
+func freshDatabase(adminDSN, name string) (string, func(), error) {
+	db, err := sql.Open("pgx", adminDSN)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("create load database: %w", err)
+	}
+	u, err := url.Parse(adminDSN)
+	if err != nil {
+		db.Close()
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	return u.String(), func() {
+		_, _ = db.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+		db.Close()
+	}, nil
 }
