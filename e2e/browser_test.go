@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"net/url"
 	"os"
 	"slices"
@@ -347,6 +348,18 @@ func TestBrowserKeyAttacks(t *testing.T) {
 	})()`)
 	if refused != "403 enrollment_not_allowed" {
 		t.Errorf("second key with a password session: %q, want 403 enrollment_not_allowed", refused)
+	}
+	// An enrollment code from the helpdesk opens registration on the page.
+	sum := sha256.Sum256([]byte(flow.NormalizeCode("QRST-UVWX-YZ23-4567")))
+	if err := g.app.Durable.CreateEnrollmentCode(bg, store.EnrollmentCode{Hash: sum[:], Subject: sub, CreatedBy: "test",
+		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.SendKeys(chromedp.ID("enroll-code"), "qrst uvwx yz23 4567"), chromedp.Submit(chromedp.ID("enroll-code")),
+		chromedp.WaitVisible(chromedp.ID("key-name")))
+	// The same code does not work twice.
+	if err := g.app.Durable.UseEnrollmentCode(bg, sum[:], sub, time.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the code can be used again: %v", err)
 	}
 
 	// User verification missing: passwordless requires it. The virtual

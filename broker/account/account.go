@@ -15,9 +15,7 @@ package account
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -30,7 +28,6 @@ import (
 	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/session"
 	"github.com/garde-sso/garde/broker/store"
-	"github.com/garde-sso/garde/broker/throttle"
 	"github.com/garde-sso/garde/internal/assurance"
 	"github.com/garde-sso/garde/web"
 )
@@ -55,9 +52,7 @@ type Options struct {
 	Flow       *flow.Engine
 	Ceremonies flow.Authenticators
 	Creds      store.WebAuthnCredentials
-	Codes      store.EnrollmentCodes
 	Ephemeral  store.Ephemeral
-	Throttle   *throttle.Limiter
 	Audit      *audit.Recorder
 	Pages      *web.Renderer
 	CSRF       *web.CSRF
@@ -339,20 +334,8 @@ func (h *Handlers) code(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	addr := clientaddr.From(r).String()
-	if err := h.o.Throttle.Check(ctx, "enroll:"+s.Subject, addr); err != nil {
-		h.back(w, r, "error", "throttled")
-		return
-	}
-	code := flow.NormalizeCode(r.PostForm.Get("code"))
-	sum := sha256.Sum256([]byte(code))
-	if err := h.o.Codes.UseEnrollmentCode(ctx, sum[:], s.Subject, h.o.Clock()); err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			h.o.Logger.Error("checking an enrollment code failed", "err", err)
-		}
-		_ = h.o.Throttle.Failure(ctx, "enroll:"+s.Subject, addr)
-		h.event(r, s, audit.EnrollmentCodeUsed, audit.Failure, "invalid_code", nil)
-		h.back(w, r, "error", "enrollment_code_invalid")
+	if _, key := h.o.Flow.RedeemEnrollmentCode(r, App, s.Subject, s.ID, r.PostForm.Get("code")); key != "" {
+		h.back(w, r, "error", key)
 		return
 	}
 	// The code opens enrollment for this session for a short while.
@@ -360,7 +343,6 @@ func (h *Handlers) code(w http.ResponseWriter, r *http.Request) {
 		flow.ErrorPage(h.o.Pages, h.o.Logger, w, r, http.StatusInternalServerError, "server_error", err)
 		return
 	}
-	h.event(r, s, audit.EnrollmentCodeUsed, audit.Success, "", nil)
 	http.Redirect(w, r, PathKeys, http.StatusSeeOther)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/clientaddr"
 	"github.com/garde-sso/garde/broker/store"
+	"github.com/garde-sso/garde/broker/throttle"
 	"github.com/garde-sso/garde/connectors"
 	"github.com/garde-sso/garde/internal/assurance"
 	"github.com/garde-sso/garde/web"
@@ -378,30 +379,51 @@ func (e *Engine) enrollCode(w http.ResponseWriter, r *http.Request) {
 		e.errorPage(w, r, http.StatusForbidden, "csrf_failed", nil)
 		return
 	}
-	sub := Subject(*rec.Pending)
-	addr := clientaddr.From(r).String()
-	if err := e.throttle.Check(ctx, "enroll:"+sub, addr); err != nil {
-		e.renderEnroll(w, r, http.StatusTooManyRequests, rec, binding, "throttled")
+	if status, key := e.RedeemEnrollmentCode(r, rec.Request.App, Subject(*rec.Pending), "", r.PostForm.Get("code")); key != "" {
+		e.renderEnroll(w, r, status, rec, binding, key)
 		return
 	}
-	sum := sha256.Sum256([]byte(NormalizeCode(r.PostForm.Get("code"))))
-	if err := e.codes.UseEnrollmentCode(ctx, sum[:], sub, e.now()); err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			e.log.Error("checking an enrollment code failed", "err", err)
-		}
-		_ = e.throttle.Failure(ctx, "enroll:"+sub, addr)
-		e.audit.Record(store.AuditEvent{Type: audit.EnrollmentCodeUsed, Person: sub, App: rec.Request.App, ClientAddr: addr,
-			Outcome: audit.Failure, Reason: "invalid_code"})
-		e.renderEnroll(w, r, http.StatusUnauthorized, rec, binding, "enrollment_code_invalid")
-		return
-	}
-	e.audit.Record(store.AuditEvent{Type: audit.EnrollmentCodeUsed, Person: sub, App: rec.Request.App, ClientAddr: addr, Outcome: audit.Success})
 	rec.EnrollPath = "code"
 	if err := e.swapFlow(ctx, rec, raw); err != nil {
 		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", err)
 		return
 	}
 	http.Redirect(w, r, PathEnroll+"?"+url.Values{"flow": {rec.ID}}.Encode(), http.StatusSeeOther)
+}
+
+// RedeemEnrollmentCode checks a code a person typed: attempts are throttled
+// like passwords, a code works once, for its person, before it expires, and
+// every attempt is audited. It returns "" on success, else the HTTP status
+// and the message key to show (the same whatever made the code wrong).
+func (e *Engine) RedeemEnrollmentCode(r *http.Request, app, subject, sessionID, typed string) (int, string) {
+	ctx := r.Context()
+	addr := clientaddr.From(r).String()
+	account := "enroll:" + subject
+	if err := e.throttle.Check(ctx, account, addr); err != nil {
+		if !errors.Is(err, throttle.ErrThrottled) {
+			e.log.Error("throttle check failed", "err", err)
+		}
+		return http.StatusTooManyRequests, "throttled"
+	}
+	ev := store.AuditEvent{Type: audit.EnrollmentCodeUsed, Person: subject, App: app, ClientAddr: addr, SessionID: sessionID}
+	sum := sha256.Sum256([]byte(NormalizeCode(typed)))
+	if err := e.codes.UseEnrollmentCode(ctx, sum[:], subject, e.now()); err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			e.log.Error("checking an enrollment code failed", "err", err)
+		}
+		if terr := e.throttle.Failure(ctx, account, addr); terr != nil {
+			e.log.Error("counting a failed enrollment code failed", "err", terr)
+		}
+		ev.Outcome, ev.Reason = audit.Failure, "invalid_code"
+		e.audit.Record(ev)
+		return http.StatusUnauthorized, "enrollment_code_invalid"
+	}
+	if err := e.throttle.Success(ctx, account); err != nil {
+		e.log.Error("clearing the enrollment attempt counter failed", "err", err)
+	}
+	ev.Outcome = audit.Success
+	e.audit.Record(ev)
+	return http.StatusOK, ""
 }
 
 // NormalizeCode makes typed enrollment codes comparable: case, spaces and

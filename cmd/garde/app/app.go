@@ -210,8 +210,8 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	var acct *account.Handlers
 	if pk != nil {
 		acct = account.New(account.Options{
-			Sessions: sessions, Flow: engine, Ceremonies: keysAdapter, Creds: a.Durable, Codes: a.Durable,
-			Ephemeral: a.Ephemeral, Throttle: limiter, Audit: a.Audit, Pages: pages, CSRF: csrf, Cookies: cookies,
+			Sessions: sessions, Flow: engine, Ceremonies: keysAdapter, Creds: a.Durable,
+			Ephemeral: a.Ephemeral, Audit: a.Audit, Pages: pages, CSRF: csrf, Cookies: cookies,
 			Model: pk.Model, StrongWindow: cfg.WebAuthn.Enrollment.StrongFactorWindow,
 			GraceUntil: cfg.WebAuthn.Enrollment.Grace, Clock: o.Clock, Logger: o.Logger,
 		})
