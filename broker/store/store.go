@@ -8,7 +8,8 @@
 // PostgreSQL for several.
 //
 // Callers depend on the narrow interfaces (SigningKeys, RefreshTokens,
-// AuditLog, WebAuthnCredentials, EnrollmentCodes), not on Durable as a
+// AuditLog, AuditChain, WebAuthnCredentials, EnrollmentCodes), not on
+// Durable as a
 // whole. Every implementation passes the
 // conformance suites in store/conformance.
 package store
@@ -66,6 +67,7 @@ type Durable interface {
 	SigningKeys
 	RefreshTokens
 	AuditLog
+	AuditChain
 	WebAuthnCredentials
 	EnrollmentCodes
 	// Ping reports whether the store answers.
@@ -164,6 +166,13 @@ type AuditEvent struct {
 	// Details holds event-specific fields (string to string, documented per
 	// type).
 	Details map[string]string
+	// PrevHash and Hash link the event into the tamper-evident chain
+	// (AuditEventHash; docs/audit.md): Hash = SHA-256(PrevHash || the
+	// event's canonical encoding). The store sets both on append and
+	// returns them on read; values given to AppendAuditEvents are ignored.
+	// Both are nil for events written before the chain existed.
+	PrevHash []byte
+	Hash     []byte
 }
 
 // AuditQuery selects audit events; zero fields do not filter.
@@ -186,4 +195,82 @@ type AuditLog interface {
 	AppendAuditEvents(ctx context.Context, events []AuditEvent) error
 	// ListAuditEvents returns matching events in ID order.
 	ListAuditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, error)
+}
+
+// ChainReport is the result of VerifyAuditChain.
+type ChainReport struct {
+	// Start is the first event of the chain: events with a smaller ID were
+	// written before the chain existed (schema migration 0003) and are not
+	// covered by it.
+	Start int64
+	// Checked is how many events were verified intact, in ID order, before
+	// the first problem (all of them when FirstBad is 0).
+	Checked int64
+	// FirstBad is the ID of the first event that fails verification, 0 if
+	// none does.
+	FirstBad int64
+	// Problem says what is wrong with FirstBad: ChainAltered,
+	// ChainMissing or ChainReordered; "" when the chain is intact.
+	Problem string
+	// LastID and LastHash are the last intact event (0 and nil when none
+	// was checked): the head of the verified chain.
+	LastID   int64
+	LastHash []byte
+}
+
+// ChainReport problems.
+const (
+	// ChainAltered: the event's content, ID, or hash do not match its
+	// stored hash, or its link to the previous event was rewritten.
+	ChainAltered = "altered"
+	// ChainMissing: one or more events before this one were deleted (the
+	// IDs are not consecutive).
+	ChainMissing = "missing"
+	// ChainReordered: the event links to a predecessor stored at another
+	// position of the chain: rows were moved.
+	ChainReordered = "reordered"
+)
+
+// AuditCheckpoint is a signature over a chain head (package audit signs
+// them): whoever holds the public key can check that the chain up to
+// EventID is the one that was signed.
+type AuditCheckpoint struct {
+	// ID is assigned by the store, increasing.
+	ID int64
+	// EventID and Hash are the chain head that was signed: an event's ID
+	// and Hash.
+	EventID int64
+	Hash    []byte
+	// Signature is over the checkpoint (audit.CheckpointMessage).
+	Signature []byte
+	// KeyID names the public key that verifies Signature.
+	KeyID     string
+	CreatedAt time.Time
+}
+
+// AuditChain is the tamper-evident side of the audit trail: every appended
+// event is hash-chained to the previous one by AppendAuditEvents, and
+// signed checkpoints of the chain head are stored alongside.
+type AuditChain interface {
+	// AuditChainHead returns the ID and Hash of the last event (0 and nil
+	// when there is none, or when the last event predates the chain).
+	AuditChainHead(ctx context.Context) (id int64, hash []byte, err error)
+	// VerifyAuditChain walks the events with ID >= fromID (from the start
+	// of the chain when fromID is at or before it) in ID order, recomputes
+	// each hash, checks the links and that IDs are consecutive, and
+	// reports the first bad event. When fromID is past the start, the
+	// stored hash of event fromID-1 is trusted as the anchor. An error is
+	// returned only when the store cannot be read: a broken chain is a
+	// report, not an error.
+	VerifyAuditChain(ctx context.Context, fromID int64) (ChainReport, error)
+	// AddAuditCheckpoint stores a checkpoint (its ID is assigned).
+	// ErrConflict if one already exists for that EventID (another replica
+	// signed the same head).
+	AddAuditCheckpoint(ctx context.Context, c AuditCheckpoint) error
+	// LatestAuditCheckpoint returns the checkpoint with the largest ID, or
+	// ErrNotFound.
+	LatestAuditCheckpoint(ctx context.Context) (AuditCheckpoint, error)
+	// ListAuditCheckpoints returns checkpoints with ID > afterID in ID
+	// order, at most limit (0 means 100).
+	ListAuditCheckpoints(ctx context.Context, afterID int64, limit int) ([]AuditCheckpoint, error)
 }

@@ -49,6 +49,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return hashPassword(stdin, stdout, stderr)
 	case "keys":
 		return keysCommand(args[1:], stdout, stderr)
+	case "audit":
+		return auditCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "garde", version)
 		return 0
@@ -70,6 +72,8 @@ Usage:
   garde hash-password           read a password on stdin, print its argon2id hash
   garde keys list|revoke|issue-code --person SUB [--config FILE]
                                 manage a person's security keys and enrollment codes
+  garde audit verify [--config FILE]
+                                check the audit trail's hash chain and signed checkpoints
   garde version                 print the version
 `)
 }

@@ -97,7 +97,14 @@ connectors:
 	if h := resp.Header.Get("Strict-Transport-Security"); !strings.Contains(h, "max-age=") {
 		t.Errorf("no HSTS over HTTPS: %q", h)
 	}
-	m, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+	// The metrics listener starts beside the main one: give it a moment.
+	var m *http.Response
+	for i := 0; i < 100; i++ {
+		if m, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,11 @@ func RunDurable(t *testing.T, newStore func(t *testing.T) store.Durable) {
 		{"RaceDeactivateRefreshToken", testRaceDeactivate},
 		{"RaceInsertSigningKey", testRaceInsertSigningKey},
 		{"RaceAppendAuditEvents", testRaceAppendAudit},
+		{"AuditChain", testAuditChain},
+		{"AuditChainAltered", testAuditChainAltered},
+		{"AuditChainMissing", testAuditChainMissing},
+		{"AuditChainReordered", testAuditChainReordered},
+		{"AuditCheckpoints", testAuditCheckpoints},
 		{"WebAuthnCredentials", testWebAuthnCredentials},
 		{"WebAuthnCredentialConflicts", testWebAuthnCredentialConflicts},
 		{"UpdateWebAuthnCredentialUse", testUpdateWebAuthnCredentialUse},
@@ -614,6 +619,9 @@ func testRaceAppendAudit(t *testing.T, s store.Durable) {
 		}
 		next[e.Person]++
 	}
+	// The racing appends made one linear chain.
+	checkChain(t, s, 0, store.ChainReport{Start: all[0].ID, Checked: int64(len(all)),
+		LastID: all[len(all)-1].ID, LastHash: all[len(all)-1].Hash})
 }
 
 func credential(id, subject string, created time.Time) store.WebAuthnCredential {

@@ -32,6 +32,8 @@ var Dialect = sqlstore.Dialect{
 	LockMigrations:     lockMigrations,
 	// A transaction-level lock, released at commit or rollback.
 	AuditLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockID),
+	// is_called true: the next nextval returns the argument plus one.
+	AuditSequenceSync: "SELECT setval(pg_get_serial_sequence('audit_events', 'id'), $1, true)",
 }
 
 // IsUniqueViolation reports whether err is unique_violation (SQLSTATE

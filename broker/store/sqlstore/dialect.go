@@ -34,6 +34,14 @@ type Dialect struct {
 	// transaction to serialise appends, so that they commit in ID order
 	// (see AppendAuditEvents). SQLite needs none: it has a single writer.
 	AuditLock string
+	// AuditSequenceSync, when not empty, is executed at the end of every
+	// audit append with the last ID appended as its one argument. The store
+	// chooses audit event IDs itself (see AppendAuditEvents); PostgreSQL
+	// uses it to move the bigserial sequence past them, so that a writer
+	// still relying on the sequence (a replica of a previous version during
+	// a rolling upgrade) does not collide with them. SQLite needs none:
+	// AUTOINCREMENT follows explicit IDs.
+	AuditSequenceSync string
 }
 
 // rebind rewrites ? placeholders as $n for dialects that number them. The

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/garde-sso/garde/broker/store"
 )
@@ -33,7 +34,9 @@ type queries struct {
 	insertKey, listKeys, deleteKey                          string
 	createToken, getToken, deactivateToken, tokenExists     string
 	deleteToken, revokeFamily, revokeSession, deleteExpired string
-	insertAudit                                             string
+	insertAudit, auditHead, auditHash, auditChainStart      string
+	auditChainPage, auditFindHash                           string
+	insertCheckpoint, latestCheckpoint, listCheckpoints     string
 	wa                                                      webauthnQueries
 }
 
@@ -66,7 +69,16 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 		revokeSession:   r(`DELETE FROM refresh_tokens WHERE session_id = ?`),
 		deleteExpired:   r(`DELETE FROM refresh_tokens WHERE expires_at < ?`),
 
-		insertAudit: r(`INSERT INTO audit_events (time, type, person, app, client_addr, outcome, reason, session_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		insertAudit:     r(`INSERT INTO audit_events (` + auditColumns + `, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		auditHead:       r(`SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`),
+		auditHash:       r(`SELECT hash FROM audit_events WHERE id = ?`),
+		auditChainStart: r(`SELECT first_id FROM audit_chain`),
+		auditChainPage:  r(`SELECT ` + auditColumns + `, prev_hash, hash FROM audit_events WHERE id >= ? ORDER BY id LIMIT ?`),
+		auditFindHash:   r(`SELECT id FROM audit_events WHERE hash = ? ORDER BY id LIMIT 1`),
+
+		insertCheckpoint: r(`INSERT INTO audit_checkpoints (` + checkpointColumns + `) VALUES (?, ?, ?, ?, ?)`),
+		latestCheckpoint: r(`SELECT id, ` + checkpointColumns + ` FROM audit_checkpoints ORDER BY id DESC LIMIT 1`),
+		listCheckpoints:  r(`SELECT id, ` + checkpointColumns + ` FROM audit_checkpoints WHERE id > ? ORDER BY id LIMIT ?`),
 
 		wa: newWebAuthnQueries(r),
 	}
@@ -235,13 +247,27 @@ func (s *Store) DeleteExpiredRefreshTokens(ctx context.Context, t time.Time) (in
 }
 
 // AppendAuditEvents implements store.AuditLog. The events are inserted in
-// order in one transaction, so they get increasing IDs.
+// order in one transaction, with consecutive IDs, each hash-chained to the
+// one before it (store.AuditEventHash).
 //
 // Why the dialect's AuditLock: with several writers, IDs are handed out at
 // insert time but become visible at commit, possibly out of order; an
 // exporter paging with AfterID past a visible ID would then miss a smaller
 // one committed a moment later. Serialising appends makes commit order ID
-// order. Appends are short, so the lock costs little.
+// order. It is also what makes the hash chain linear: under the lock
+// (SQLite: the write lock every transaction takes at BEGIN IMMEDIATE), the
+// last event read at the start is still the last one when we insert, so
+// concurrent appends from goroutines or replicas never fork the chain.
+// Appends are short, so the lock costs little.
+//
+// Why the store chooses IDs (last ID + 1) instead of letting the database:
+// an ID is part of what is hashed, so it must be known before the insert;
+// and verification treats a gap in IDs as a deleted event, so IDs must have
+// none. A PostgreSQL sequence hands out values outside transactions: a
+// rolled-back append (a timeout, a lost connection) would burn them and
+// leave a gap. Under the lock, last ID + 1 is exact and a rollback takes
+// nothing with it. Cost: one SELECT per batch (by primary key, newest row),
+// then one SHA-256 per event.
 func (s *Store) AppendAuditEvents(ctx context.Context, events []store.AuditEvent) (err error) {
 	if len(events) == 0 {
 		return nil
@@ -260,29 +286,66 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events []store.AuditEvent
 			return fmt.Errorf("sqlstore: append audit events: lock: %w", err)
 		}
 	}
+	lastID, prev, err := scanHead(tx.QueryRowContext(ctx, s.q.auditHead))
+	if err != nil {
+		return fmt.Errorf("sqlstore: append audit events: chain head: %w", err)
+	}
+	if len(prev) != store.AuditHashSize {
+		// No event yet, or the last one predates the chain: start it.
+		prev = store.AuditGenesis
+	}
 	stmt, err := tx.PrepareContext(ctx, s.q.insertAudit)
 	if err != nil {
 		return fmt.Errorf("sqlstore: append audit events: %w", err)
 	}
 	defer stmt.Close()
-	for _, e := range events {
-		details := "{}"
-		if len(e.Details) > 0 {
-			b, err := json.Marshal(e.Details)
-			if err != nil {
-				return fmt.Errorf("sqlstore: append audit events: details: %w", err)
-			}
-			details = string(b)
+	for i, e := range events {
+		details, hashed, err := encodeDetails(e.Details)
+		if err != nil {
+			return fmt.Errorf("sqlstore: append audit events: details: %w", err)
 		}
-		if _, err := stmt.ExecContext(ctx, s.d.timeArg(e.Time), e.Type, e.Person, e.App,
-			e.ClientAddr, e.Outcome, e.Reason, e.SessionID, details); err != nil {
+		e.ID = lastID + 1 + int64(i)
+		e.Details = hashed
+		h := store.AuditEventHash(prev, e)
+		if _, err := stmt.ExecContext(ctx, e.ID, s.d.timeArg(e.Time), e.Type, e.Person, e.App,
+			e.ClientAddr, e.Outcome, e.Reason, e.SessionID, details, prev, h); err != nil {
 			return fmt.Errorf("sqlstore: append audit events: %w", err)
+		}
+		prev = h
+	}
+	if s.d.AuditSequenceSync != "" {
+		if _, err := tx.ExecContext(ctx, s.d.AuditSequenceSync, lastID+int64(len(events))); err != nil {
+			return fmt.Errorf("sqlstore: append audit events: sequence: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlstore: append audit events: commit: %w", err)
 	}
 	return nil
+}
+
+// encodeDetails returns details as stored (a JSON object) and as hashed:
+// the map that reading the JSON back yields, so that verification, which
+// only has the stored text, computes the same hash. They differ only for
+// strings that are not valid UTF-8, which JSON encoding replaces.
+func encodeDetails(d map[string]string) (string, map[string]string, error) {
+	if len(d) == 0 {
+		return "{}", nil, nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return "", nil, err
+	}
+	for k, v := range d {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			var back map[string]string
+			if err := json.Unmarshal(b, &back); err != nil {
+				return "", nil, err
+			}
+			return string(b), back, nil
+		}
+	}
+	return string(b), d, nil
 }
 
 // ListAuditEvents implements store.AuditLog. Since is inclusive and Until
@@ -320,7 +383,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]stor
 	if limit <= 0 {
 		limit = DefaultAuditLimit
 	}
-	query := `SELECT ` + auditColumns + ` FROM audit_events`
+	query := `SELECT ` + auditColumns + `, prev_hash, hash FROM audit_events`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, ` AND `)
 	}
@@ -334,16 +397,9 @@ func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]stor
 	defer rows.Close()
 	var events []store.AuditEvent
 	for rows.Next() {
-		var e store.AuditEvent
-		var details string
-		if err := rows.Scan(&e.ID, dbTime{&e.Time}, &e.Type, &e.Person, &e.App, &e.ClientAddr,
-			&e.Outcome, &e.Reason, &e.SessionID, &details); err != nil {
+		e, err := scanAuditEvent(rows)
+		if err != nil {
 			return nil, fmt.Errorf("sqlstore: list audit events: %w", err)
-		}
-		if details != "" && details != "{}" {
-			if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
-				return nil, fmt.Errorf("sqlstore: list audit events: event %d details: %w", e.ID, err)
-			}
 		}
 		events = append(events, e)
 	}
@@ -351,4 +407,20 @@ func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]stor
 		return nil, fmt.Errorf("sqlstore: list audit events: %w", err)
 	}
 	return events, nil
+}
+
+// scanAuditEvent reads auditColumns, prev_hash, hash.
+func scanAuditEvent(rows *sql.Rows) (store.AuditEvent, error) {
+	var e store.AuditEvent
+	var details string
+	if err := rows.Scan(&e.ID, dbTime{&e.Time}, &e.Type, &e.Person, &e.App, &e.ClientAddr,
+		&e.Outcome, &e.Reason, &e.SessionID, &details, &e.PrevHash, &e.Hash); err != nil {
+		return e, err
+	}
+	if details != "" && details != "{}" {
+		if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
+			return e, fmt.Errorf("event %d details: %w", e.ID, err)
+		}
+	}
+	return e, nil
 }

@@ -102,6 +102,24 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	}
 	a.closers = append(a.closers, func(context.Context) error { return a.Ephemeral.Close() })
 
+	// Checkpoints sign the audit chain's head with a key derived from the
+	// master key. Stopped after the recorder has flushed (closers run in
+	// reverse order) and before the database closes, so the last events
+	// are signed.
+	ck := audit.NewCheckpointer(a.Durable, audit.DeriveCheckpointKey(master), audit.CheckpointerOptions{Clock: o.Clock, Logger: o.Logger})
+	ckCtx, ckStop := context.WithCancel(context.Background())
+	ckDone := make(chan struct{})
+	go func() { ck.Run(ckCtx); close(ckDone) }()
+	a.closers = append(a.closers, func(ctx context.Context) error {
+		ckStop()
+		select {
+		case <-ckDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+
 	a.Audit = audit.New(a.Durable, o.Logger, o.Clock, 0)
 	// Registered before the stores' closers run (closers run in reverse):
 	// queued events are written before the database closes. A database
