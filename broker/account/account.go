@@ -142,9 +142,15 @@ func (h *Handlers) codeRedeemed(ctx context.Context, s *session.Session) bool {
 
 func (h *Handlers) page(w http.ResponseWriter, r *http.Request) {
 	s, _, binding := h.current(r)
-	if s == nil || binding == "" {
+	if s == nil {
 		h.signIn(w, r)
 		return
+	}
+	if binding == "" {
+		// The browser kept its session but lost the binding cookie the
+		// forms' CSRF tokens hang on: give it a new one.
+		binding = web.NewBinding()
+		h.o.Cookies.Set(w, flow.CookieBinding, binding, 0, http.SameSiteLaxMode)
 	}
 	h.render(w, r, http.StatusOK, s, binding, r.URL.Query().Get("msg"), r.URL.Query().Get("error"))
 }

@@ -139,10 +139,12 @@ func Subject(id connectors.Identity) string {
 // binding returns this browser's binding secret, creating the cookie if
 // needed.
 func (e *Engine) binding(w http.ResponseWriter, r *http.Request) string {
-	if v, ok := e.cookies.Get(r, CookieBinding); ok && len(v) >= 32 {
+	// web.NewBinding gives 26 characters (130 random bits); anything
+	// shorter was not made by Garde.
+	if v, ok := e.cookies.Get(r, CookieBinding); ok && len(v) >= 26 {
 		return v
 	}
-	v := randomID(32)
+	v := web.NewBinding()
 	// A session cookie (no Max-Age): it dies with the browser session, as
 	// on a shared workstation it should.
 	e.cookies.Set(w, CookieBinding, v, 0, http.SameSiteLaxMode)
