@@ -116,20 +116,7 @@ func bad(rep store.ChainReport, id int64, problem string) store.ChainReport {
 }
 
 func (s *Store) chainPage(ctx context.Context, from int64) ([]store.AuditEvent, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.auditChainPage, from, verifyPage)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var page []store.AuditEvent
-	for rows.Next() {
-		e, err := scanAuditEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		page = append(page, e)
-	}
-	return page, rows.Err()
+	return queryAll(ctx, s, "read audit chain", s.q.auditChainPage, scanAuditEvent, from, verifyPage)
 }
 
 // AddAuditCheckpoint implements store.AuditChain.
@@ -167,18 +154,9 @@ func (s *Store) ListAuditCheckpoints(ctx context.Context, afterID int64, limit i
 }
 
 func (s *Store) queryCheckpoints(ctx context.Context, q string, args ...any) ([]store.AuditCheckpoint, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var cs []store.AuditCheckpoint
-	for rows.Next() {
+	return queryAll(ctx, s, "read audit checkpoints", q, func(r rowScanner) (store.AuditCheckpoint, error) {
 		var c store.AuditCheckpoint
-		if err := rows.Scan(&c.ID, &c.EventID, &c.Hash, &c.Signature, &c.KeyID, dbTime{&c.CreatedAt}); err != nil {
-			return nil, err
-		}
-		cs = append(cs, c)
-	}
-	return cs, rows.Err()
+		err := r.Scan(&c.ID, &c.EventID, &c.Hash, &c.Signature, &c.KeyID, dbTime{&c.CreatedAt})
+		return c, err
+	}, args...)
 }

@@ -131,23 +131,11 @@ func (s *Store) InsertSigningKey(ctx context.Context, k store.SigningKey) error 
 
 // ListSigningKeys implements store.SigningKeys.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.listKeys)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list signing keys: %w", err)
-	}
-	defer rows.Close()
-	var keys []store.SigningKey
-	for rows.Next() {
+	return queryAll(ctx, s, "list signing keys", s.q.listKeys, func(r rowScanner) (store.SigningKey, error) {
 		var k store.SigningKey
-		if err := rows.Scan(&k.KID, &k.Alg, &k.Generation, &k.Sealed, dbTime{&k.CreatedAt}); err != nil {
-			return nil, fmt.Errorf("sqlstore: list signing keys: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: list signing keys: %w", err)
-	}
-	return keys, nil
+		err := r.Scan(&k.KID, &k.Alg, &k.Generation, &k.Sealed, dbTime{&k.CreatedAt})
+		return k, err
+	})
 }
 
 // DeleteSigningKey implements store.SigningKeys.
@@ -390,27 +378,11 @@ func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]stor
 	query += ` ORDER BY id LIMIT ?`
 	args = append(args, limit)
 
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list audit events: %w", err)
-	}
-	defer rows.Close()
-	var events []store.AuditEvent
-	for rows.Next() {
-		e, err := scanAuditEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: list audit events: %w", err)
-		}
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: list audit events: %w", err)
-	}
-	return events, nil
+	return queryAll(ctx, s, "list audit events", s.d.rebind(query), scanAuditEvent, args...)
 }
 
 // scanAuditEvent reads auditColumns, prev_hash, hash.
-func scanAuditEvent(rows *sql.Rows) (store.AuditEvent, error) {
+func scanAuditEvent(rows rowScanner) (store.AuditEvent, error) {
 	var e store.AuditEvent
 	var details string
 	if err := rows.Scan(&e.ID, dbTime{&e.Time}, &e.Type, &e.Person, &e.App, &e.ClientAddr,

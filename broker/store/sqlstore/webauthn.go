@@ -123,23 +123,7 @@ func (s *Store) GetWebAuthnCredential(ctx context.Context, id []byte) (store.Web
 // ListWebAuthnCredentials implements store.WebAuthnCredentials: oldest
 // first, ties broken by id.
 func (s *Store) ListWebAuthnCredentials(ctx context.Context, subject string) ([]store.WebAuthnCredential, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.wa.listCreds, subject)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list webauthn credentials: %w", err)
-	}
-	defer rows.Close()
-	var creds []store.WebAuthnCredential
-	for rows.Next() {
-		c, err := scanCredential(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlstore: list webauthn credentials: %w", err)
-		}
-		creds = append(creds, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: list webauthn credentials: %w", err)
-	}
-	return creds, nil
+	return queryAll(ctx, s, "list webauthn credentials", s.q.wa.listCreds, scanCredential, subject)
 }
 
 // UpdateWebAuthnCredentialUse implements store.WebAuthnCredentials. It
@@ -200,22 +184,9 @@ func (s *Store) UseEnrollmentCode(ctx context.Context, hash []byte, subject stri
 // ListEnrollmentCodes implements store.EnrollmentCodes: newest first, ties
 // broken by hash.
 func (s *Store) ListEnrollmentCodes(ctx context.Context, subject string) ([]store.EnrollmentCode, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.wa.listCodes, subject)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: list enrollment codes: %w", err)
-	}
-	defer rows.Close()
-	var codes []store.EnrollmentCode
-	for rows.Next() {
+	return queryAll(ctx, s, "list enrollment codes", s.q.wa.listCodes, func(r rowScanner) (store.EnrollmentCode, error) {
 		var c store.EnrollmentCode
-		if err := rows.Scan(&c.Hash, &c.Subject, &c.CreatedBy, dbTime{&c.CreatedAt},
-			dbTime{&c.ExpiresAt}, dbTime{&c.UsedAt}); err != nil {
-			return nil, fmt.Errorf("sqlstore: list enrollment codes: %w", err)
-		}
-		codes = append(codes, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlstore: list enrollment codes: %w", err)
-	}
-	return codes, nil
+		err := r.Scan(&c.Hash, &c.Subject, &c.CreatedBy, dbTime{&c.CreatedAt}, dbTime{&c.ExpiresAt}, dbTime{&c.UsedAt})
+		return c, err
+	}, subject)
 }
