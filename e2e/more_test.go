@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -222,6 +223,18 @@ func TestAuditTrail(t *testing.T) {
 		e := events[i]
 		if e.Type != w.typ || e.Outcome != w.outcome || e.Reason != w.reason || e.Person != w.person || e.App != appID || e.ClientAddr == "" {
 			t.Errorf("event %d = %+v, want %+v", i, e, w)
+		}
+	}
+	// The same events feed the Prometheus counters.
+	rec := httptest.NewRecorder()
+	g.app.Metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{
+		`garde_signins_total{method="password",outcome="failure",reason="invalid_credentials"} 1`,
+		`garde_signins_total{method="password",outcome="success",reason=""} 1`,
+		`garde_audit_events_total{outcome="success",type="token.refreshed"} 1`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 	if events[4].Details["how"] != "app" || events[4].SessionID != tok.claim.SID {

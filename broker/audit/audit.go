@@ -60,7 +60,12 @@ type Recorder struct {
 	// retrying a store that is gone, and says how many events it lost.
 	abandon     chan struct{}
 	abandonOnce sync.Once
+	observe     func(store.AuditEvent)
 }
+
+// Observe registers fn to see every recorded event as it is recorded (for
+// metrics). Call it before the first Record.
+func (r *Recorder) Observe(fn func(store.AuditEvent)) { r.observe = fn }
 
 // item is an event, or a flush marker the writer acknowledges once
 // everything queued before it is written.
@@ -93,6 +98,9 @@ func (r *Recorder) Record(e store.AuditEvent) {
 		e.Time = r.now()
 	}
 	e.Time = e.Time.UTC()
+	if r.observe != nil {
+		r.observe(e)
+	}
 	r.queue <- item{event: e}
 }
 

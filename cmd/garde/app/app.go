@@ -121,6 +121,8 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	})
 
 	a.Audit = audit.New(a.Durable, o.Logger, o.Clock, 0)
+	metrics := newMetrics()
+	a.Audit.Observe(metrics.observe)
 	// Registered before the stores' closers run (closers run in reverse):
 	// queued events are written before the database closes. A database
 	// that does not answer gets ten seconds, not forever.
@@ -271,7 +273,6 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		return nil, err
 	}
 
-	metrics := newMetrics()
 	a.Metrics = metrics.handler()
 	a.Handler = a.routes(provider, engine, acct, pages, clients, cfg, metrics)
 	return a, nil

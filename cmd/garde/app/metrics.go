@@ -9,7 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/oidc"
+	"github.com/garde-sso/garde/broker/store"
 )
 
 // metrics are Garde's Prometheus metrics, on their own registry (served
@@ -18,6 +20,8 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	events   *prometheus.CounterVec
+	signins  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -31,8 +35,24 @@ func newMetrics() *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"endpoint"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garde_audit_events_total", Help: "Audit events recorded, by type and outcome.",
+	}, []string{"type", "outcome"})
+	m.signins = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garde_signins_total", Help: "Sign-ins by method (password, passkey, second_factor, enroll) and outcome; failures by reason.",
+	}, []string{"method", "outcome", "reason"})
+	m.reg.MustRegister(m.requests, m.duration, m.events, m.signins,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// observe counts an audit event. Label values come from Garde's own
+// constants (types, outcomes, reason codes, methods), never from input.
+func (m *metrics) observe(e store.AuditEvent) {
+	m.events.WithLabelValues(e.Type, e.Outcome).Inc()
+	if e.Type == audit.SignInSuccess || e.Type == audit.SignInFailure {
+		m.signins.WithLabelValues(e.Details["method"], e.Outcome, e.Reason).Inc()
+	}
 }
 
 func (m *metrics) handler() http.Handler {
