@@ -5,13 +5,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/broker/store/sqlite"
 	"github.com/garde-sso/garde/broker/store/sqlstore"
+
+	"github.com/garde-sso/garde/internal/testutil"
 )
 
 func openChainStore(t *testing.T) *sqlstore.Store {
@@ -69,22 +70,10 @@ func appendN(t *testing.T, s store.AuditLog, n int) {
 	}
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestCheckpointer(t *testing.T) {
 	ctx := context.Background()
 	s := openChainStore(t)
-	clock := &fakeClock{now: t0}
+	clock := testutil.NewClock(t0)
 	key := DeriveCheckpointKey(bytes.Repeat([]byte{3}, 32))
 	cp := NewCheckpointer(s, key, CheckpointerOptions{Every: 5, Interval: time.Minute, Clock: clock.Now, Logger: quiet})
 	due := func(want bool) {
@@ -105,7 +94,7 @@ func TestCheckpointer(t *testing.T) {
 	if err != nil || latest.EventID != 8 {
 		t.Fatalf("latest = %+v, %v", latest, err)
 	}
-	clock.Add(2 * time.Minute)
+	clock.Advance(2 * time.Minute)
 	due(false) // time passed, but nothing to sign
 	appendN(t, s, 1)
 	due(true) // one event, older than Interval

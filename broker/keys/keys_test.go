@@ -31,6 +31,8 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/garde-sso/garde/broker/store"
+
+	"github.com/garde-sso/garde/internal/testutil"
 )
 
 // newTestStore returns an empty signing-key store. The durable stores are not
@@ -83,23 +85,8 @@ func (s *memSigningKeys) DeleteSigningKey(_ context.Context, kid string) error {
 	return nil
 }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC))
 }
 
 func testMasterKey(b byte) []byte { return bytes.Repeat([]byte{b}, MasterKeySize) }

@@ -94,17 +94,6 @@ func newAuthorizeRequest(id string) *fosite.AuthorizeRequest {
 	}
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
 // backend is an ephemeral store with a way to read the raw bytes stored
 // under one of Storage's keys, and the clock to give Storage.
 type backend struct {
@@ -114,7 +103,7 @@ type backend struct {
 }
 
 func memoryBackend(t *testing.T) backend {
-	c := &clock{now: time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC))
 	m := memory.New(c.Now)
 	t.Cleanup(func() { m.Close() })
 	return backend{eph: m, clock: c.Now, raw: func(key string) []byte {

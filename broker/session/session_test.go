@@ -26,23 +26,6 @@ const (
 	idle     = 30 * time.Minute
 )
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // recording remembers every key and value written, so that tests can read
 // what the store holds.
 type recording struct {
@@ -68,13 +51,13 @@ func (r *recording) writes() int {
 
 type fixture struct {
 	m     *Manager
-	clock *fakeClock
+	clock *testutil.Clock
 	rec   *recording
 }
 
 func newFixture(t *testing.T, lifetime, idle time.Duration) fixture {
 	t.Helper()
-	c := &fakeClock{now: time.Date(2026, 3, 2, 7, 30, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 2, 7, 30, 0, 0, time.UTC))
 	mem := memory.New(c.Now)
 	t.Cleanup(func() { mem.Close() })
 	rec := &recording{Ephemeral: mem, values: map[string][]byte{}}

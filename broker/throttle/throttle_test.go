@@ -20,24 +20,6 @@ const (
 	window     = 15 * time.Minute
 )
 
-// fakeClock is a settable clock safe for concurrent use.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // keyLog records every key written through it, so that a test can read
 // what the limiter puts in the store.
 type keyLog struct {
@@ -65,7 +47,7 @@ func (k *keyLog) written() []string {
 type backend func(t *testing.T) (a, b *Limiter, keys func() []string, advance func(time.Duration))
 
 func memoryBackend(t *testing.T) (a, b *Limiter, keys func() []string, advance func(time.Duration)) {
-	c := &fakeClock{now: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)}
+	c := testutil.NewClock(time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC))
 	m := memory.New(c.Now)
 	t.Cleanup(func() { m.Close() })
 	log := &keyLog{Ephemeral: m}
