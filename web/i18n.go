@@ -4,6 +4,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"slices"
 	"strconv"
@@ -147,20 +148,45 @@ var i18nFS embed.FS
 // argument indexes (%[1]s) so that translations can reorder arguments.
 type catalog map[string]map[string]string
 
-// loadCatalog reads one JSON file per supported language and checks that
-// every language has exactly the same keys, and every message key with its
-// title and next step: a missing translation is a start-up error, not a
-// blank on a clinician's screen.
+// loadCatalog reads the JSON files of each supported language — the main
+// "<lang>.json" and one "<area>.<lang>.json" per area of the product (saml,
+// admin, ...), so that each area keeps its texts beside the others without
+// sharing a file — and checks that every language has exactly the same keys,
+// and every message key with its title and next step: a missing translation
+// is a start-up error, not a blank on a clinician's screen. A key defined
+// in two files is an error too.
 func loadCatalog() (catalog, error) {
 	c := catalog{}
 	for _, lang := range supportedLangs {
-		raw, err := i18nFS.ReadFile("i18n/" + lang + ".json")
+		files, err := fs.Glob(i18nFS, "i18n/*"+lang+".json")
 		if err != nil {
 			return nil, fmt.Errorf("web: translations for %q: %w", lang, err)
 		}
 		m := map[string]string{}
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("web: i18n/%s.json: %w", lang, err)
+		found := false
+		for _, file := range files {
+			base := strings.TrimPrefix(file, "i18n/")
+			if base != lang+".json" && !strings.HasSuffix(base, "."+lang+".json") {
+				continue
+			}
+			found = found || base == lang+".json"
+			raw, err := i18nFS.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Errorf("web: %s: %w", file, err)
+			}
+			part := map[string]string{}
+			if err := json.Unmarshal(raw, &part); err != nil {
+				return nil, fmt.Errorf("web: %s: %w", file, err)
+			}
+			for k, v := range part {
+				if _, dup := m[k]; dup {
+					return nil, fmt.Errorf("web: %s: key %q is defined in another %s file too", file, k, lang)
+				}
+				m[k] = v
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("web: translations for %q: i18n/%s.json is missing", lang, lang)
 		}
 		c[lang] = m
 	}

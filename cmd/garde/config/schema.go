@@ -36,6 +36,14 @@ type Config struct {
 	WebAuthn   WebAuthn    `yaml:"webauthn"`
 	Connectors []Connector `yaml:"connectors"`
 	Clients    []Client    `yaml:"clients"`
+	// Linking joins a person's identities across sources (schema_linking.go).
+	Linking Linking `yaml:"linking"`
+	// SAML makes Garde a SAML 2.0 identity provider (schema_saml.go).
+	SAML SAML `yaml:"saml"`
+	// Policies are per-application access rules (schema_policies.go).
+	Policies Policies `yaml:"policies"`
+	// Audit configures retention and SIEM export (schema_audit.go).
+	Audit Audit `yaml:"audit"`
 
 	// Warnings are problems that do not stop Garde from starting (for
 	// example a session lifetime longer than the national 4h rule). Each is
@@ -231,6 +239,10 @@ type Connector struct {
 	LDAP *LDAPConnector `yaml:"ldap"`
 	// Static is required iff Type is static.
 	Static *StaticConnector `yaml:"static"`
+	// PSC is required iff Type is psc (schema_psc.go).
+	PSC *PSCConnector `yaml:"psc"`
+	// CPS is required iff Type is cps (schema_cps.go).
+	CPS *CPSConnector `yaml:"cps"`
 }
 
 // LDAPConnector is an LDAP directory, typically Active Directory.

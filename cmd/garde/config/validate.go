@@ -39,6 +39,10 @@ func (v *validator) validate() {
 	v.webauthn()
 	v.connectors()
 	v.clients()
+	v.linking()
+	v.saml()
+	v.policies()
+	v.audit()
 }
 
 // ---- helpers
@@ -386,7 +390,7 @@ func (v *validator) connectors() {
 				ids[c.ID] = i
 			}
 		}
-		if !v.enum(p+".type", c.Type, "connector type", "ldap", "static") {
+		if !v.enum(p+".type", c.Type, "connector type", "ldap", "static", "psc", "cps") {
 			continue
 		}
 		if c.Type != "ldap" && c.LDAP != nil {
@@ -394,6 +398,12 @@ func (v *validator) connectors() {
 		}
 		if c.Type != "static" && c.Static != nil {
 			v.keyErrorf(p+".static", "is only for type static; expected no static block with type %s", c.Type)
+		}
+		if c.Type != "psc" && c.PSC != nil {
+			v.keyErrorf(p+".psc", "is only for type psc; expected no psc block with type %s", c.Type)
+		}
+		if c.Type != "cps" && c.CPS != nil {
+			v.keyErrorf(p+".cps", "is only for type cps; expected no cps block with type %s", c.Type)
 		}
 		switch {
 		case c.Type == "ldap" && c.LDAP == nil:
@@ -404,6 +414,14 @@ func (v *validator) connectors() {
 			v.errorf(p+".static", "is required for type static; expected static: {people: [...]}")
 		case c.Type == "static":
 			v.static(p+".static", c.Static)
+		case c.Type == "psc" && c.PSC == nil:
+			v.errorf(p+".psc", "is required for type psc; expected psc: {environment: production|bas, client_id: ..., ...}")
+		case c.Type == "psc":
+			v.psc(p+".psc", c.PSC)
+		case c.Type == "cps" && c.CPS == nil:
+			v.errorf(p+".cps", "is required for type cps; expected cps: {anchors_file: ..., ...}")
+		case c.Type == "cps":
+			v.cps(p+".cps", c.CPS)
 		}
 	}
 }

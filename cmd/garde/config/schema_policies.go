@@ -1,0 +1,4 @@
+package config
+
+// Policies are per-application access rules.
+type Policies struct{}
