@@ -38,12 +38,66 @@ type Identity struct {
 	DisplayName    string   `json:"name,omitempty"`
 	Email          string   `json:"email,omitempty"`
 	Groups         []string `json:"groups,omitempty"`
+	// Professions are what the person practises, as the national
+	// directory (through Pro Santé Connect) or the CPS card says: empty for
+	// sources that do not know (AD, the static directory).
+	Professions []Profession `json:"professions,omitempty"`
+	// Structure is the structure id of a staff card (CPE/CPA: the
+	// certificate's OU), or of a structure-based national id.
+	Structure string `json:"structure,omitempty"`
+	// AuthMode is how an upstream provider says the person authenticated
+	// there (Pro Santé Connect's authMode: CARD, MOBILE, ...).
+	AuthMode string `json:"auth_mode,omitempty"`
+	// Upstream is the provider session behind this sign-in, for upstream
+	// logout (nil for local sources).
+	Upstream *Upstream `json:"upstream,omitempty"`
 	// AMR lists the RFC 8176 methods this authentication used.
 	AMR []string `json:"amr"`
 	// Assurance is the eIDAS level these factors reach on their own.
 	Assurance assurance.Level `json:"assurance"`
 	// AuthTime is when the person proved the factors.
 	AuthTime time.Time `json:"auth_time"`
+}
+
+// Profession is one exercise of a health professional (PSC's
+// SubjectRefPro.exercices[], or a CPS card's title).
+type Profession struct {
+	// Code is the profession code from the national nomenclature
+	// (TRE_G15: "10" médecin, "21" pharmacien, "60" infirmier...).
+	Code string `json:"code,omitempty"`
+	// Label is the profession as text (a card's title, "Médecin").
+	Label string `json:"label,omitempty"`
+	// Category is codeCategorieProfessionnelle (C civil, M military...).
+	Category string `json:"category,omitempty"`
+	// Specialties are codeSavoirFaire values (e.g. "SM26").
+	Specialties []string `json:"specialties,omitempty"`
+	// Activities are where the person practises it.
+	Activities []Activity `json:"activities,omitempty"`
+}
+
+// Activity is one place of practice.
+type Activity struct {
+	// FinessSite is the FINESS of the site (établissement géographique).
+	FinessSite string `json:"finess_site,omitempty"`
+	// FinessLegal is the FINESS of the legal entity (établissement
+	// juridique).
+	FinessLegal string `json:"finess_legal,omitempty"`
+	// SiteName is the site's raison sociale.
+	SiteName string `json:"site_name,omitempty"`
+	// Role is the person's role there (fonction / mode d'exercice code).
+	Role string `json:"role,omitempty"`
+}
+
+// Upstream is an upstream provider's session (Pro Santé Connect), kept so
+// that ending the Garde session can end it too and the provider's
+// back-channel logout can find the Garde session.
+type Upstream struct {
+	// Subject is the provider's `sub` (never used as the person's key).
+	Subject string `json:"sub,omitempty"`
+	// SessionID is the provider's `sid`, matched by back-channel logout.
+	SessionID string `json:"sid,omitempty"`
+	// IDToken is the provider's ID token, sent back as id_token_hint.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // PasswordConnector checks a username and password.
