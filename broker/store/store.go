@@ -70,6 +70,7 @@ type Durable interface {
 	AuditChain
 	WebAuthnCredentials
 	EnrollmentCodes
+	IdentityLinks
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	Close() error
@@ -273,4 +274,40 @@ type AuditChain interface {
 	// ListAuditCheckpoints returns checkpoints with ID > afterID in ID
 	// order, at most limit (0 means 100).
 	ListAuditCheckpoints(ctx context.Context, afterID int64, limit int) ([]AuditCheckpoint, error)
+}
+
+// IdentityLink joins an identity from one source (a Pro Santé Connect or
+// CPS card sign-in) to the person Garde knows, so that the `sub` an
+// application sees is the same whichever source the person used.
+type IdentityLink struct {
+	// Source is the connector id of the linked identity ("psc", "cps").
+	Source string
+	// SourceSubject is that connector's subject (the national id).
+	SourceSubject string
+	// Person is the canonical subject the link resolves to: an AD
+	// account ("ad:<objectGUID>") or an external professional
+	// ("nat:<idNat>").
+	Person string
+	// Method says how the link was made: "national_id" (the directory
+	// holds the same national id), "password" (the person proved the AD
+	// password once), "external" (no local account; allowed by
+	// configuration), "admin".
+	Method    string
+	CreatedAt time.Time
+	// CreatedBy is the admin who made an "admin" link, else "".
+	CreatedBy string
+}
+
+// IdentityLinks stores identity links.
+type IdentityLinks interface {
+	// CreateIdentityLink adds a link; ErrConflict if (Source,
+	// SourceSubject) is already linked (to anyone).
+	CreateIdentityLink(ctx context.Context, l IdentityLink) error
+	// GetIdentityLink returns the link of a source identity, or
+	// ErrNotFound.
+	GetIdentityLink(ctx context.Context, source, sourceSubject string) (IdentityLink, error)
+	// ListIdentityLinks returns the links to person, oldest first.
+	ListIdentityLinks(ctx context.Context, person string) ([]IdentityLink, error)
+	// DeleteIdentityLink removes a link; ErrNotFound if there was none.
+	DeleteIdentityLink(ctx context.Context, source, sourceSubject string) error
 }

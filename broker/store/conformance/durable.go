@@ -51,6 +51,8 @@ func RunDurable(t *testing.T, newStore func(t *testing.T) store.Durable) {
 		{"EnrollmentCodeRefusals", testEnrollmentCodeRefusals},
 		{"ListEnrollmentCodes", testListEnrollmentCodes},
 		{"RaceUseEnrollmentCode", testRaceUseEnrollmentCode},
+		{"IdentityLinks", testIdentityLinks},
+		{"RaceCreateIdentityLink", testRaceCreateIdentityLink},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,6 +38,7 @@ type queries struct {
 	auditChainPage, auditFindHash                           string
 	insertCheckpoint, latestCheckpoint, listCheckpoints     string
 	wa                                                      webauthnQueries
+	links                                                   linkQueries
 }
 
 const tokenColumns = `signature, request_id, client_id, subject, session_id, active, data, created_at, expires_at`
@@ -80,7 +81,8 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 		latestCheckpoint: r(`SELECT id, ` + checkpointColumns + ` FROM audit_checkpoints ORDER BY id DESC LIMIT 1`),
 		listCheckpoints:  r(`SELECT id, ` + checkpointColumns + ` FROM audit_checkpoints WHERE id > ? ORDER BY id LIMIT ?`),
 
-		wa: newWebAuthnQueries(r),
+		wa:    newWebAuthnQueries(r),
+		links: newLinkQueries(r),
 	}
 	return s, nil
 }
