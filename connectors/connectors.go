@@ -125,6 +125,22 @@ type LookupConnector interface {
 	Lookup(ctx context.Context, subject string) (Identity, error)
 }
 
+// NationalIDLookup finds the local account that holds a national id: this
+// is how a Pro Santé Connect or CPS card sign-in finds the person's AD
+// account (account linking).
+type NationalIDLookup interface {
+	// LookupNationalID returns the identity of the one account whose
+	// national id attribute holds idNat, with nothing proven (as Lookup).
+	// Errors (wrapped): ErrUnknownSubject when no account holds it (or the
+	// connector reads no national id), ErrAmbiguous when several do, the
+	// account state errors of Lookup, ErrUnavailable.
+	LookupNationalID(ctx context.Context, idNat string) (Identity, error)
+}
+
+// ErrAmbiguous means several accounts match where one was expected: Garde
+// links to none of them rather than guess.
+var ErrAmbiguous = errors.New("several accounts match")
+
 // ErrUnknownSubject is returned by Lookup for a subject that names no
 // account: never known, deleted, or malformed.
 var ErrUnknownSubject = errors.New("unknown subject")

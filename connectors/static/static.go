@@ -59,6 +59,7 @@ type Connector struct {
 var (
 	_ connectors.PasswordConnector = (*Connector)(nil)
 	_ connectors.LookupConnector   = (*Connector)(nil)
+	_ connectors.NationalIDLookup  = (*Connector)(nil)
 )
 
 // New validates people and returns the connector. Usernames are matched
@@ -168,4 +169,24 @@ func (a *account) identity(connector string) connectors.Identity {
 		Email:          p.Email,
 		Groups:         append([]string(nil), p.Groups...),
 	}
+}
+
+// LookupNationalID implements connectors.NationalIDLookup, so that the
+// demo (and break-glass accounts that carry a national id) can be linked
+// to a card or Pro Santé Connect sign-in.
+func (c *Connector) LookupNationalID(ctx context.Context, idNat string) (connectors.Identity, error) {
+	var found *account
+	for _, a := range c.people {
+		if idNat == "" || a.person.NationalID != idNat {
+			continue
+		}
+		if found != nil {
+			return connectors.Identity{}, fmt.Errorf("static: national id: %w", connectors.ErrAmbiguous)
+		}
+		found = a
+	}
+	if found == nil {
+		return connectors.Identity{}, fmt.Errorf("static: national id: %w", connectors.ErrUnknownSubject)
+	}
+	return found.identity(c.id), nil
 }

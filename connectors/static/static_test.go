@@ -251,3 +251,31 @@ func TestLookup(t *testing.T) {
 		t.Errorf("Lookup in an empty directory = %v", err)
 	}
 }
+
+func TestLookupNationalID(t *testing.T) {
+	people := []Person{
+		{Username: "jdupont", PasswordHash: cheapHash(t, "Jeanne-1!"), NationalID: "810000000009", Groups: []string{"medecins"}},
+		{Username: "twin-a", PasswordHash: cheapHash(t, "Twin-a-1!"), NationalID: "810000000777"},
+		{Username: "twin-b", PasswordHash: cheapHash(t, "Twin-b-1!"), NationalID: "810000000777"},
+		{Username: "admin", PasswordHash: cheapHash(t, "Break-Glass-2!")},
+	}
+	c, err := New("demo", people)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nl connectors.NationalIDLookup = c
+	ctx := context.Background()
+	id, err := nl.LookupNationalID(ctx, "810000000009")
+	if err != nil || id.Subject != "jdupont" || id.Connector != "demo" || id.NationalIDType != "rpps" {
+		t.Fatalf("LookupNationalID = %+v, %v", id, err)
+	}
+	if _, err := nl.LookupNationalID(ctx, "810000000777"); !errors.Is(err, connectors.ErrAmbiguous) {
+		t.Errorf("shared national id = %v, want ErrAmbiguous", err)
+	}
+	// An account without a national id is never matched by the empty one.
+	for _, idNat := range []string{"", "899999999999"} {
+		if _, err := nl.LookupNationalID(ctx, idNat); !errors.Is(err, connectors.ErrUnknownSubject) {
+			t.Errorf("LookupNationalID(%q) = %v, want ErrUnknownSubject", idNat, err)
+		}
+	}
+}
