@@ -51,6 +51,11 @@ type Identity struct {
 	// Upstream is the provider session behind this sign-in, for upstream
 	// logout (nil for local sources).
 	Upstream *Upstream `json:"upstream,omitempty"`
+	// Method is Garde's name for how this sign-in was made: "password",
+	// "key" (a password then a security key), "passkey", "card", "psc".
+	// The broker sets it; connectors leave it empty. Policies accept or
+	// refuse applications by it.
+	Method string `json:"method,omitempty"`
 	// AMR lists the RFC 8176 methods this authentication used.
 	AMR []string `json:"amr"`
 	// Assurance is the eIDAS level these factors reach on their own.

@@ -40,6 +40,11 @@ const (
 	KeyCreated = "key.created"
 	// ConfigLoaded: a replica started with its configuration.
 	ConfigLoaded = "config.loaded"
+	// IdentityLinked: a Pro Santé Connect or card identity was joined to
+	// a person (Details: source, source_subject, method); IdentityLinkRefused:
+	// a link could not be made (Reason says why).
+	IdentityLinked      = "identity.linked"
+	IdentityLinkRefused = "identity.link_refused"
 )
 
 // Outcomes.
