@@ -109,7 +109,7 @@ const (
 
 // MessageKeys returns every message key a caller may put in a view model.
 func MessageKeys() []string {
-	return []string{
+	return append([]string{
 		MsgInvalidCredentials, MsgMissingCredentials, MsgAccountDisabled,
 		MsgAccountLocked, MsgAccountExpired, MsgPasswordExpired, MsgThrottled,
 		MsgDirectoryUnavailable, MsgSessionExpired, MsgFlowExpired, MsgCSRFFailed,
@@ -123,7 +123,7 @@ func MessageKeys() []string {
 		MsgSecondFactorRequired, MsgEnrollmentNotAllowed,
 		MsgEnrollmentCodeInvalid, MsgKeyRemoveLastNeedsStrong,
 		MsgEnrollmentGrace, MsgKeyRegistered, MsgKeyRenamed, MsgKeyRemoved,
-	}
+	}, upstreamMessageKeys()...)
 }
 
 // noticeMessageKeys are message keys that never head an error page, and so

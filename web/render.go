@@ -78,6 +78,9 @@ type LoginPage struct {
 	Passkeys         bool
 	PasskeyBeginURL  string
 	PasskeyFinishURL string
+	// Options are the card and Pro Santé Connect methods, shown before
+	// the password.
+	Options []LoginOption
 }
 
 // SecondFactorPage is the view model of "Confirmez avec votre clé de
@@ -273,6 +276,7 @@ var templateFiles = map[string]string{
 	PageSecondFactor:     "login_key.html",
 	PageKeys:             "keys.html",
 	PageKeyRemoveConfirm: "key_remove_confirm.html",
+	PageLink:             "login_link.html",
 }
 
 // NewRenderer parses the embedded templates and translations once. It fails

@@ -14,6 +14,7 @@ import (
 
 	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/clientaddr"
+	"github.com/garde-sso/garde/broker/linking"
 	"github.com/garde-sso/garde/broker/session"
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/broker/throttle"
@@ -69,6 +70,17 @@ type Options struct {
 	// GraceUntil lets people with no key enroll after a password until
 	// then (zero: no grace period).
 	GraceUntil time.Time
+
+	// Redirects are upstream OpenID providers (Pro Santé Connect), Cards
+	// the CPS card connectors; both need Linker, which resolves their
+	// identities to people.
+	Redirects []RedirectSource
+	Cards     []CardSource
+	Linker    *linking.Linker
+	// PublicURL is Garde's origin (scheme://host[:port]) as browsers reach
+	// it: callbacks are registered under it, and the card origin sends the
+	// browser back to it.
+	PublicURL string
 }
 
 // Engine runs sign-in flows.
@@ -93,6 +105,11 @@ type Engine struct {
 	lookups      map[string]connectors.LookupConnector
 	codes        store.EnrollmentCodes
 	graceUntil   time.Time
+
+	redirects []RedirectSource
+	cards     []CardSource
+	linker    *linking.Linker
+	publicURL string
 }
 
 // New returns an Engine.
@@ -104,6 +121,8 @@ func New(o Options) *Engine {
 		loginPath: o.LoginPath, resumePaths: o.ResumePaths, now: o.Clock, log: o.Logger,
 		keys: o.Keys, secondFactor: o.SecondFactor, lookups: o.Lookups, codes: o.EnrollmentCodes,
 		graceUntil: o.GraceUntil,
+		redirects:  o.Redirects, cards: o.Cards, linker: o.Linker,
+		publicURL: strings.TrimSuffix(o.PublicURL, "/"),
 	}
 	if e.keys == nil {
 		e.secondFactor = "off"
@@ -331,6 +350,7 @@ func (e *Engine) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 		Passkeys:         e.keys != nil,
 		PasskeyBeginURL:  PathPasskeyBegin,
 		PasskeyFinishURL: PathPasskeyFinish,
+		Options:          e.upstreamOptions(rec),
 	})
 }
 
@@ -431,6 +451,7 @@ func (e *Engine) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if !ok {
 		return "", errors.New("no resume path for protocol " + rec.Request.Protocol)
 	}
+	id.Method = sessionMethod(method)
 	s, err := e.openSession(ctx, w, r, id)
 	if err != nil {
 		return "", err
@@ -574,4 +595,14 @@ func describe(err error) string {
 		return d
 	}
 	return err.Error()
+}
+
+// sessionMethod names a completed sign-in in the vocabulary policies use:
+// a key after a password (or enrolled during the sign-in) is "key".
+func sessionMethod(method string) string {
+	switch method {
+	case "second_factor", "enroll":
+		return "key"
+	}
+	return method
 }

@@ -111,6 +111,11 @@ type record struct {
 	// EnrollPath says why enrollment is allowed in state enroll: "code"
 	// after a valid enrollment code, "grace" in the grace period.
 	EnrollPath string `json:"enroll_path,omitempty"`
+	// PendingMethod is how the pending identity signed in ("card", "psc")
+	// while it waits for a local password to link (state link).
+	PendingMethod string `json:"pending_method,omitempty"`
+	// Upstream is a redirect sign-in in progress (PSC).
+	Upstream *upstreamAttempt `json:"upstream,omitempty"`
 }
 
 func flowKey(id string) string { return "flow:" + id }
