@@ -206,6 +206,11 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		}
 	}
 
+	linker, redirects, cards, err := a.openUpstreams(ctx, cfg, o, passwords)
+	if err != nil {
+		return nil, err
+	}
+
 	engine := flow.New(flow.Options{
 		Ephemeral:   a.Ephemeral,
 		Sessions:    sessions,
@@ -226,6 +231,11 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Lookups:         lookups,
 		EnrollmentCodes: a.Durable,
 		GraceUntil:      cfg.WebAuthn.Enrollment.Grace,
+
+		Redirects: redirects,
+		Cards:     cards,
+		Linker:    linker,
+		PublicURL: issuer.Scheme + "://" + issuer.Host,
 	})
 	var acct *account.Handlers
 	if pk != nil {

@@ -30,6 +30,7 @@ func (a *App) routes(p *oidc.Provider, engine *flow.Engine, acct *account.Handle
 	cop.SetDenyHandler(pages.CrossOriginDenied())
 	p.Register(mux, cop.Handler)
 	engine.Register(mux, cop.Handler)
+	engine.RegisterUpstream(mux, cop.Handler)
 	if acct != nil {
 		acct.Register(mux, cop.Handler)
 	}

@@ -310,6 +310,8 @@ func TestErrors(t *testing.T) {
 			[]string{`test.yaml:10:10: webauthn.rp_id: "evil.example" is not the issuer's host "sso.example.fr" nor a parent domain of it`}},
 		{"webauthn rp_id is an IP", base + "webauthn:\n  rp_id: 10.0.0.1\n",
 			[]string{`test.yaml:10:10: webauthn.rp_id: "10.0.0.1" is an IP address`}},
+		{"linking bad no_match", base + "linking:\n  no_match: allow\n",
+			[]string{`test.yaml:10:13: linking.no_match: "allow" is not a no-match behaviour; expected one of deny, external, password`}},
 		{"webauthn bad mode", base + "webauthn:\n  second_factor: always\n",
 			[]string{`test.yaml:10:18: webauthn.second_factor: "always" is not a second-factor mode; expected one of off, optional, required`}},
 		{"webauthn bad aaguid", base + "webauthn:\n  aaguid_deny: [not-a-uuid]\n",

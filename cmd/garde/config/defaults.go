@@ -58,6 +58,7 @@ func applyDefaults(c *Config, r *report) {
 	}
 
 	str(&c.Listen.Address, "listen.address", DefaultListenAddress)
+	str(&c.Linking.NoMatch, "linking.no_match", "deny")
 	if _, written := r.pos["listen.metrics_address"]; !written {
 		// Only an absent key gets the default: metrics_address: "" (or
 		// empty) is how an operator disables the metrics listener.
