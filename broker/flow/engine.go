@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -221,7 +222,7 @@ func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) 
 		req.RequestedAt = e.now().UTC()
 	}
 	s, secret := e.currentSession(ctx, r)
-	if s != nil && e.suffices(s, req) && s.Level >= e.requiredLevel(req) {
+	if s != nil && e.suffices(s, req) && s.Level >= e.requiredLevel(req) && (!req.PhishingResistant || PhishingResistant(s.Identity.Method, s.AMR)) {
 		if err := e.grant(ctx, r, s, secret, req); err != nil {
 			return Result{}, err
 		}
@@ -237,7 +238,7 @@ func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) 
 		Request:   req,
 		CreatedAt: e.now().UTC(),
 	}
-	if s != nil && e.suffices(s, req) {
+	if s != nil && e.suffices(s, req) && e.keys != nil {
 		// Step-up: the session is recent enough but too weak for this
 		// application. Ask only for what is missing (a key), not for the
 		// password again.
@@ -259,6 +260,13 @@ func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) 
 // grant is the one place where a session is handed to an application:
 // policy is decided here for every path that issues tokens.
 func (e *Engine) grant(ctx context.Context, r *http.Request, s *session.Session, secret string, req Request) error {
+	if req.PhishingResistant && !PhishingResistant(s.Identity.Method, s.AMR) {
+		e.audit.Record(store.AuditEvent{
+			Type: audit.SignInFailure, Person: s.Subject, App: req.App, ClientAddr: clientaddr.From(r).String(),
+			Outcome: audit.Failure, Reason: "policy_phishing_resistant_required", SessionID: s.ID,
+		})
+		return errors.Join(ErrAccessDenied, errors.New("phishing_resistant_required"))
+	}
 	d := policies.Decide(policies.Input{
 		App:        req.App,
 		Subject:    s.Subject,
@@ -595,6 +603,18 @@ func describe(err error) string {
 		return d
 	}
 	return err.Error()
+}
+
+// PhishingResistant reports whether a sign-in used a phishing-resistant
+// factor: a WebAuthn key or passkey at Garde (bound to Garde's origin,
+// synced passkeys included), a smart card, or a hardware key upstream. A
+// software key upstream (PSC's e-CPS app) is not enough.
+func PhishingResistant(method string, amr []string) bool {
+	switch method {
+	case "key", "passkey", "card":
+		return true
+	}
+	return slices.Contains(amr, assurance.AMRHardwareKey) || slices.Contains(amr, assurance.AMRSmartCard)
 }
 
 // sessionMethod names a completed sign-in in the vocabulary policies use:

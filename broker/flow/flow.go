@@ -52,6 +52,9 @@ type Request struct {
 	ForceLogin bool `json:"force_login,omitempty"`
 	// Passive forbids any interaction (prompt=none, IsPassive).
 	Passive bool `json:"passive,omitempty"`
+	// PhishingResistant accepts only sessions proven with a security key,
+	// a passkey or a smart card (Pro Santé Connect delegation).
+	PhishingResistant bool `json:"phishing_resistant,omitempty"`
 	// LoginHint pre-fills the username when the application knows it.
 	LoginHint string `json:"login_hint,omitempty"`
 	// Resume is the front-end's continuation, opaque to the flow.

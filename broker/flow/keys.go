@@ -84,7 +84,7 @@ func (e *Engine) needsKey(ctx context.Context, req Request, id connectors.Identi
 	if e.keys == nil || e.secondFactor == "off" {
 		return false
 	}
-	if e.requiredLevel(req) > id.Assurance {
+	if e.requiredLevel(req) > id.Assurance || (req.PhishingResistant && !PhishingResistant(id.Method, id.AMR)) {
 		return true
 	}
 	// Optional mode: a person who has a key uses it.

@@ -106,6 +106,14 @@ func (p *Provider) signInRequest(ar fosite.AuthorizeRequester) (flow.Request, er
 		}
 		req.MaxAge = time.Duration(n) * time.Second
 	}
+	if d := client.Delegation; d != nil {
+		// PSC accepts only phishing-resistant methods, proven within the
+		// last MaxAge (4h), whatever the request says.
+		req.PhishingResistant = true
+		if req.MaxAge == flow.NoMaxAge || req.MaxAge > d.MaxAge {
+			req.MaxAge = d.MaxAge
+		}
+	}
 	prompts := strings.Fields(form.Get("prompt"))
 	req.ForceLogin = slices.Contains(prompts, "login")
 	req.Passive = slices.Contains(prompts, "none")
@@ -207,6 +215,13 @@ func (p *Provider) userSession(s *session.Session, client *Client, scopes fosite
 	c.Extra = map[string]any{"sid": s.ID}
 	for k, v := range profile {
 		c.Extra[k] = v
+	}
+	if d := client.Delegation; d != nil {
+		c.Extra["tid"] = d.TenantID
+		c.Extra["oid"] = p.ObjectID(s.Subject)
+		c.AuthenticationMethodsReferences = slices.DeleteFunc(slices.Clone(s.AMR), func(m string) bool {
+			return !slices.Contains(d.AMRValues, m)
+		})
 	}
 	sess.Headers.Add("alg", client.IDTokenAlg)
 

@@ -1,6 +1,8 @@
 package oidc
 
 import (
+	"github.com/google/uuid"
+
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -23,6 +25,19 @@ type Client struct {
 	IDTokenAlg string
 	// AccessTokenLifetime overrides the provider default when non-zero.
 	AccessTokenLifetime time.Duration
+	// Delegation, when set, makes this the client Pro Santé Connect
+	// delegates authentication through (HospiConnect).
+	Delegation *Delegation
+}
+
+// Delegation is what Pro Santé Connect expects of an identity provider it
+// delegates to: `tid` and `oid` claims, amr values from an accepted list,
+// phishing-resistant methods only, re-authentication at least every
+// MaxAge.
+type Delegation struct {
+	TenantID  string
+	AMRValues []string
+	MaxAge    time.Duration
 }
 
 // ClientConfig is what the configuration says of a client; NewClient turns
@@ -43,6 +58,7 @@ type ClientConfig struct {
 	Audience                []string
 	IDTokenAlg              string
 	AccessTokenLifetime     time.Duration
+	Delegation              *Delegation
 }
 
 // NewClient builds a client. The configuration loader has already checked
@@ -81,6 +97,7 @@ func NewClient(c ClientConfig) *Client {
 		PostLogoutRedirectURIs: slices.Clone(c.PostLogoutRedirectURIs),
 		IDTokenAlg:             alg,
 		AccessTokenLifetime:    c.AccessTokenLifetime,
+		Delegation:             c.Delegation,
 	}
 }
 
@@ -137,4 +154,12 @@ func (SecretHasher) Compare(_ context.Context, hash, data []byte) error {
 func (SecretHasher) Hash(_ context.Context, data []byte) ([]byte, error) {
 	d := sha256.Sum256(data)
 	return d[:], nil
+}
+
+// ObjectID is the `oid` claim of a person for Pro Santé Connect: an
+// immutable UUID, derived from Garde's issuer and the person's stable
+// `sub` (name-based, RFC 9562 version 5), so it needs no storage and is the
+// same on every replica. PSC pairs it with the national identity once.
+func (p *Provider) ObjectID(subject string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte(p.issuer+"#"+subject)).String()
 }

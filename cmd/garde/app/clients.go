@@ -31,6 +31,9 @@ func buildClients(cfg *config.Config, o Options) ([]*oidc.Client, error) {
 			IDTokenAlg:              c.IDTokenSignedResponseAlg,
 			AccessTokenLifetime:     c.AccessTokenLifetime,
 		}
+		if d := c.PSCDelegation; d != nil {
+			cc.Delegation = &oidc.Delegation{TenantID: d.TenantID, AMRValues: d.AMRValues, MaxAge: d.MaxAge}
+		}
 		switch {
 		case c.Secret.IsSet():
 			cc.SecretSHA256 = oidc.SecretDigest(c.Secret.Reveal())

@@ -335,6 +335,26 @@ type Client struct {
 	IDTokenSignedResponseAlg string `yaml:"id_token_signed_response_alg"`
 	// AccessTokenLifetime overrides Tokens.AccessTokenLifetime when not 0.
 	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+	// PSCDelegation marks the client through which Pro Santé Connect
+	// delegates authentication to Garde (HospiConnect, "PSC sans couture").
+	PSCDelegation *PSCDelegation `yaml:"psc_delegation"`
+}
+
+// PSCDelegation configures Garde as the identity provider PSC delegates
+// to: ID tokens carry tid, oid, amr and auth_time; only phishing-resistant
+// methods (security key, passkey, CPS card) satisfy the client, and people
+// re-authenticate at least every MaxAge.
+type PSCDelegation struct {
+	// TenantID is the `tid` claim: the establishment id ANS whitelists
+	// (e.g. the FINESS EJ). Required.
+	TenantID string `yaml:"tenant_id"`
+	// AMRValues are the amr values released to PSC; others are dropped.
+	// Default [sc, pin, mfa, hwk, swk, user].
+	AMRValues []string `yaml:"amr_values"`
+	// MaxAge is the longest time since authentication accepted. Default
+	// and maximum 4h (ANS: "La période de temps maximum pour PSC est de 4
+	// heures").
+	MaxAge time.Duration `yaml:"max_age"`
 }
 
 // Secret is a configuration value that must never be printed: passwords,

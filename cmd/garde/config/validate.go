@@ -621,6 +621,32 @@ func (v *validator) clients() {
 		if c.AccessTokenLifetime != 0 {
 			v.duration(p+".access_token_lifetime", c.AccessTokenLifetime, maxTokenLifetime)
 		}
+		if c.PSCDelegation != nil {
+			v.pscDelegation(p+".psc_delegation", c.PSCDelegation)
+		}
+	}
+}
+
+// knownAMR are the RFC 8176 values Garde can emit.
+var knownAMR = []string{"pwd", "hwk", "swk", "sc", "pin", "mfa", "otp", "user", "fpt", "face"}
+
+func (v *validator) pscDelegation(p string, d *PSCDelegation) {
+	if strings.TrimSpace(d.TenantID) == "" {
+		v.errorf(p+".tenant_id", "is required; expected the establishment id ANS registered for Garde (e.g. the FINESS EJ)")
+	}
+	if !v.set[p+".amr_values"] {
+		d.AMRValues = []string{"sc", "pin", "mfa", "hwk", "swk", "user"}
+	}
+	for j, a := range d.AMRValues {
+		if !slices.Contains(knownAMR, a) {
+			v.errorf(index(p+".amr_values", j), "%q is not an amr value Garde emits; expected one of %s", a, strings.Join(knownAMR, ", "))
+		}
+	}
+	switch {
+	case !v.set[p+".max_age"]:
+		d.MaxAge = 4 * time.Hour
+	case d.MaxAge <= 0 || d.MaxAge > 4*time.Hour:
+		v.errorf(p+".max_age", "%s is out of range; expected a duration above 0 and at most 4h (ANS requires re-authentication at least every 4 hours)", fmtDuration(d.MaxAge))
 	}
 }
 
