@@ -97,6 +97,9 @@ type Activity struct {
 // that ending the Garde session can end it too and the provider's
 // back-channel logout can find the Garde session.
 type Upstream struct {
+	// Connector is the id of the connector of the provider (set by the
+	// broker).
+	Connector string `json:"connector,omitempty"`
 	// Subject is the provider's `sub` (never used as the person's key).
 	Subject string `json:"sub,omitempty"`
 	// SessionID is the provider's `sid`, matched by back-channel logout.

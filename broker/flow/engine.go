@@ -17,6 +17,7 @@ import (
 	"github.com/garde-sso/garde/broker/clientaddr"
 	"github.com/garde-sso/garde/broker/linking"
 	"github.com/garde-sso/garde/broker/session"
+	"github.com/garde-sso/garde/broker/signout"
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/broker/throttle"
 	"github.com/garde-sso/garde/connectors"
@@ -82,6 +83,8 @@ type Options struct {
 	// it: callbacks are registered under it, and the card origin sends the
 	// browser back to it.
 	PublicURL string
+	// Signout ends sessions for back-channel logout.
+	Signout *signout.Signout
 }
 
 // Engine runs sign-in flows.
@@ -111,6 +114,7 @@ type Engine struct {
 	cards     []CardSource
 	linker    *linking.Linker
 	publicURL string
+	signout   *signout.Signout
 }
 
 // New returns an Engine.
@@ -123,7 +127,7 @@ func New(o Options) *Engine {
 		keys: o.Keys, secondFactor: o.SecondFactor, lookups: o.Lookups, codes: o.EnrollmentCodes,
 		graceUntil: o.GraceUntil,
 		redirects:  o.Redirects, cards: o.Cards, linker: o.Linker,
-		publicURL: strings.TrimSuffix(o.PublicURL, "/"),
+		publicURL: strings.TrimSuffix(o.PublicURL, "/"), signout: o.Signout,
 	}
 	if e.keys == nil {
 		e.secondFactor = "off"
@@ -550,6 +554,7 @@ func (e *Engine) openSession(ctx context.Context, w http.ResponseWriter, r *http
 			if err := e.sessions.Elevate(ctx, secret, s, id); err != nil {
 				return nil, err
 			}
+			e.indexUpstream(ctx, s, id.Upstream)
 			return s, nil
 		}
 		if _, err := e.sessions.End(ctx, secret); err != nil && !errors.Is(err, session.ErrNoSession) {
@@ -563,6 +568,7 @@ func (e *Engine) openSession(ctx context.Context, w http.ResponseWriter, r *http
 		return nil, err
 	}
 	e.cookies.Set(w, CookieSession, secret, 0, http.SameSiteLaxMode)
+	e.indexUpstream(ctx, s, id.Upstream)
 	return s, nil
 }
 

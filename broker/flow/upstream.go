@@ -228,6 +228,9 @@ func (e *Engine) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 	if id.Connector == "" {
 		id.Connector = src.ID
 	}
+	if id.Upstream != nil {
+		id.Upstream.Connector = src.ID
+	}
 	e.finishUpstream(w, r, rec, raw, id, "psc", src.ID)
 }
 

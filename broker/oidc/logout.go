@@ -9,11 +9,10 @@ import (
 
 	gjwt "github.com/golang-jwt/jwt/v5"
 
-	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/clientaddr"
 	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/session"
-	"github.com/garde-sso/garde/broker/store"
+	"github.com/garde-sso/garde/broker/signout"
 	"github.com/garde-sso/garde/web"
 )
 
@@ -163,25 +162,9 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 	p.pages.Render(w, r, http.StatusOK, "logged_out", web.LoggedOutPage{})
 }
 
-// endOne ends a session, revokes the refresh tokens issued in it, and
-// audits the logout.
-func (p *Provider) endOne(r *http.Request, end func() (*session.Session, error), app, how string) {
-	ctx := r.Context()
-	s, err := end()
-	if errors.Is(err, session.ErrNoSession) {
-		return
-	}
-	if err != nil {
-		p.log.Error("ending SSO session failed", "err", err)
-		return
-	}
-	n, err := p.refresh.RevokeRefreshTokensOfSession(ctx, s.ID)
-	if err != nil {
-		p.log.Error("revoking the session's refresh tokens failed", "sid", s.ID, "err", err)
-	}
-	p.audit.Record(store.AuditEvent{
-		Type: audit.Logout, Person: s.Subject, App: app, ClientAddr: clientaddr.From(r).String(),
-		Outcome: audit.Success, SessionID: s.ID,
-		Details: map[string]string{"how": how, "refresh_tokens_revoked": fmt.Sprint(n)},
-	})
+// endOne ends a session (and its refresh tokens), audited with how, and
+// returns it (nil when there was none).
+func (p *Provider) endOne(r *http.Request, end func() (*session.Session, error), app, how string) *session.Session {
+	so := signout.Signout{Sessions: p.sessions, Refresh: p.refresh, Audit: p.audit, Log: p.log}
+	return so.End(r.Context(), end, signout.Event{App: app, How: how, ClientAddr: clientaddr.From(r).String()})
 }

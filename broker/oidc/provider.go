@@ -77,6 +77,10 @@ type Options struct {
 	// HTTPClient fetches clients' jwks_uri (private_key_jwt).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// UpstreamLogout, when set, returns where to send the browser to end
+	// the upstream provider's session of an ended session ("" if none),
+	// which sends it back to next afterwards.
+	UpstreamLogout func(ctx context.Context, s *session.Session, next string) (string, error)
 }
 
 // Provider serves the OpenID Connect endpoints.
@@ -95,6 +99,8 @@ type Provider struct {
 	hmac      *oauth2.HMACSHAStrategy
 	discovery []byte
 	log       *slog.Logger
+
+	upstreamLogout func(ctx context.Context, s *session.Session, next string) (string, error)
 }
 
 // New wires fosite and returns the provider.
@@ -153,6 +159,7 @@ func New(o Options) (*Provider, error) {
 		issuer: o.Issuer, oauth: oauth, storage: o.Storage, keys: o.Keys, flow: o.Flow,
 		sessions: o.Sessions, refresh: o.RefreshTokens, audit: o.Audit, pages: o.Pages,
 		csrf: o.CSRF, cookies: o.Cookies, log: o.Logger, hmac: hmacStrategy,
+		upstreamLogout: o.UpstreamLogout,
 	}
 	if p.log == nil {
 		p.log = slog.Default()

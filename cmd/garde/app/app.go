@@ -26,6 +26,7 @@ import (
 	"github.com/garde-sso/garde/broker/keys"
 	"github.com/garde-sso/garde/broker/oidc"
 	"github.com/garde-sso/garde/broker/session"
+	"github.com/garde-sso/garde/broker/signout"
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/broker/store/memory"
 	"github.com/garde-sso/garde/broker/store/postgres"
@@ -236,6 +237,7 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Cards:     cards,
 		Linker:    linker,
 		PublicURL: issuer.Scheme + "://" + issuer.Host,
+		Signout:   &signout.Signout{Sessions: sessions, Refresh: a.Durable, Audit: a.Audit, Log: o.Logger},
 	})
 	var acct *account.Handlers
 	if pk != nil {
@@ -278,6 +280,7 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		CodeLifetime:         cfg.Tokens.AuthorizationCodeLifetime,
 		HTTPClient:           &http.Client{Timeout: 10 * time.Second},
 		Logger:               o.Logger,
+		UpstreamLogout:       engine.UpstreamLogout,
 	})
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ func (a *App) routes(p *oidc.Provider, engine *flow.Engine, acct *account.Handle
 	p.Register(mux, cop.Handler)
 	engine.Register(mux, cop.Handler)
 	engine.RegisterUpstream(mux, cop.Handler)
+	engine.RegisterUpstreamLogout(mux)
 	if acct != nil {
 		acct.Register(mux, cop.Handler)
 	}
