@@ -514,11 +514,11 @@ func TestNewRefusesBadOptions(t *testing.T) {
 
 func TestReason(t *testing.T) {
 	for err, want := range map[error]string{
-		nil:                          "",
-		ErrCardMissing:               "card_missing",
+		nil:                            "",
+		ErrCardMissing:                 "card_missing",
 		fmt.Errorf("x: %w", ErrPolicy): "card_policy",
-		ErrUntrustedHeader:           "card_untrusted_header",
-		errors.New("other"):          "card_error",
+		ErrUntrustedHeader:             "card_untrusted_header",
+		errors.New("other"):            "card_error",
 	} {
 		if got := Reason(err); got != want {
 			t.Errorf("Reason(%v) = %q, want %q", err, got, want)

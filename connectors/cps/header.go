@@ -77,10 +77,14 @@ func decodeHeader(format, v string) ([]*x509.Certificate, error) {
 	var err error
 	switch format {
 	case FormatPEMURLEncoded:
-		// PathUnescape, not QueryUnescape: a "+" is a base64 digit, not a
-		// space (nginx escapes it anyway).
+		// PathUnescape, not QueryUnescape: in the body a "+" is a base64
+		// digit, not a space. nginx writes spaces as %20; encoders that
+		// write them as "+" (form encoding) can only have done so in the
+		// BEGIN/END lines, which are put back.
 		var s string
 		if s, err = url.PathUnescape(v); err == nil {
+			s = strings.ReplaceAll(s, "BEGIN+CERTIFICATE", "BEGIN CERTIFICATE")
+			s = strings.ReplaceAll(s, "END+CERTIFICATE", "END CERTIFICATE")
 			ders, err = pemBlocks(s)
 		}
 	case FormatPEM:
