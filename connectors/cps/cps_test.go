@@ -408,7 +408,6 @@ func TestRunFetchesLearntDistributionPoint(t *testing.T) {
 	c := f.connector(t, func(o *Options) { o.CRLURLs = nil })
 	refreshed := make(chan error, 10)
 	c.onRefresh = func(err error) { refreshed <- err }
-	go c.Run(t.Context())
 
 	hits := f.srv.hits.Load()
 	if _, err := c.Authenticate(t.Context(), []*x509.Certificate{cc.cert}); !errors.Is(err, ErrRevocationUnknown) {
@@ -417,6 +416,9 @@ func TestRunFetchesLearntDistributionPoint(t *testing.T) {
 	if f.srv.hits.Load() != hits {
 		t.Fatal("Authenticate fetched the CRL itself")
 	}
+	// Started only now so that the refresh cannot overtake the first
+	// sign-in; the wake-up it left is waiting for Run.
+	go c.Run(t.Context())
 	if err := <-refreshed; err != nil {
 		t.Fatal(err)
 	}
