@@ -419,7 +419,7 @@ func (v *validator) connectors() {
 		case c.Type == "psc":
 			v.psc(p+".psc", c.PSC)
 		case c.Type == "cps" && c.CPS == nil:
-			v.errorf(p+".cps", "is required for type cps; expected cps: {anchors_file: ..., ...}")
+			v.errorf(p+".cps", "is required for type cps; expected cps: {anchors_files: [...], listen_address: ... or proxy: ...}")
 		case c.Type == "cps":
 			v.cps(p+".cps", c.CPS)
 		}
