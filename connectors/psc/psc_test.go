@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -49,6 +50,7 @@ func setup(t *testing.T, simCfg psctest.Config, mod func(*Options)) *env {
 		AuthMethod:   simCfg.AuthMethod,
 		RootCAs:      sim.RootCAs(),
 		Clock:        clock.Now,
+		Logger:       slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&o)
