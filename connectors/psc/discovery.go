@@ -34,10 +34,15 @@ type metadata struct {
 // discovered is a validated discovery document and the key set it names.
 type discovered struct {
 	meta    metadata
-	keys    *oidc.RemoteKeySet
+	keys    *keySet
 	algs    []string // asymmetric signing algorithms accepted on tokens
 	fetched time.Time
 }
+
+// discoveryRetry is how long a failed first fetch of discovery is
+// remembered: while PSC is down, sign-ins fail at once instead of each
+// waiting for a timeout, and PSC is not hammered when it comes back.
+const discoveryRetry = 5 * time.Second
 
 // asymmetricAlgs are the JWS algorithms Garde accepts from PSC. HS* (keyed
 // with the client secret) and none are never accepted, whatever discovery
@@ -59,8 +64,12 @@ func (c *Connector) provider(ctx context.Context) (*discovered, error) {
 	if c.disc != nil && now.Sub(c.disc.fetched) < c.discoveryTTL {
 		return c.disc, nil
 	}
+	if c.disc == nil && c.discErr != nil && now.Sub(c.discFailed) < discoveryRetry {
+		return nil, c.discErr
+	}
 	m, err := c.fetchMetadata(ctx)
 	if err != nil {
+		c.discErr, c.discFailed = err, now
 		if c.disc != nil {
 			c.log.WarnContext(ctx, "psc: discovery refresh failed; keeping the previous document", "connector", c.id, "err", err)
 			c.disc.fetched = now
@@ -80,9 +89,7 @@ func (c *Connector) provider(ctx context.Context) (*discovered, error) {
 	if c.disc != nil && c.disc.meta.JWKSURI == m.JWKSURI {
 		d.keys = c.disc.keys // keep the cached keys
 	} else {
-		// RemoteKeySet keeps this context for its fetches: it carries
-		// only the HTTP client, never a request's deadline.
-		d.keys = oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), c.client), m.JWKSURI)
+		d.keys = newKeySet(m.JWKSURI, c.client, c.now, d.algs)
 	}
 	c.disc = d
 	return d, nil

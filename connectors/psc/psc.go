@@ -138,8 +138,10 @@ type Connector struct {
 	log          *slog.Logger
 	discoveryTTL time.Duration
 
-	mu   sync.Mutex
-	disc *discovered // nil until the first successful fetch
+	mu         sync.Mutex
+	disc       *discovered // nil until the first successful fetch
+	discErr    error       // the last failed fetch, and when
+	discFailed time.Time
 }
 
 // Errors the connector returns (wrapped: use errors.Is, or Reason).

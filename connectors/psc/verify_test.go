@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -75,6 +76,7 @@ func TestDuplicatedACR(t *testing.T) {
 }
 
 func TestUnknownKIDRefetchesKeys(t *testing.T) {
+	ctx := context.Background()
 	e := setup(t, psctest.Config{}, nil)
 	if _, err := e.signIn(t); err != nil {
 		t.Fatal(err)
@@ -83,6 +85,7 @@ func TestUnknownKIDRefetchesKeys(t *testing.T) {
 	if err := e.sim.RotateKey(); err != nil {
 		t.Fatal(err)
 	}
+	e.clock.Advance(minKeyRefresh)
 	if _, err := e.signIn(t); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
@@ -92,6 +95,38 @@ func TestUnknownKIDRefetchesKeys(t *testing.T) {
 	// The new key is cached now: no more fetches.
 	if _, err := e.signIn(t); err != nil || e.sim.Calls("certs") != before+1 {
 		t.Errorf("JWKS refetched with a known kid (%v)", err)
+	}
+
+	// Forged kids, e.g. on the public back-channel logout endpoint, cause
+	// at most one fetch per minKeyRefresh.
+	foreign, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := func(kid string) string {
+		return signWith(t, foreign, kid, map[string]any{"iss": e.sim.Issuer(), "aud": e.sim.ClientID(), "iat": e.clock.Now().Unix(), "jti": "j", "sid": "s",
+			"events": map[string]any{BackChannelLogoutEvent: map[string]any{}}})
+	}
+	e.clock.Advance(minKeyRefresh)
+	for i := range 5 {
+		if _, err := e.c.VerifyLogoutToken(ctx, forged(fmt.Sprint("forged-", i))); !errors.Is(err, ErrInvalidLogoutToken) {
+			t.Fatalf("forged token: %v", err)
+		}
+	}
+	if got := e.sim.Calls("certs"); got != before+2 {
+		t.Errorf("5 forged kids caused %d fetches, want 1", got-before-1)
+	}
+	// Trade-off: a rotation right after a fetch is seen once the window
+	// has passed.
+	if err := e.sim.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.signIn(t); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("within the window: %v", err)
+	}
+	e.clock.Advance(minKeyRefresh)
+	if _, err := e.signIn(t); err != nil {
+		t.Errorf("after the window: %v", err)
 	}
 }
 
@@ -255,6 +290,27 @@ func TestUnavailable(t *testing.T) {
 		}
 		e.sim.SetDown(false)
 		if _, err := e.signIn(t); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("down from the start: failures are remembered briefly", func(t *testing.T) {
+		e := setup(t, psctest.Config{}, nil)
+		e.sim.SetDown(true)
+		try := func() error {
+			_, err := e.c.AuthCodeURL(context.Background(), AuthRequest{CallbackURL: callback, State: random(t), Nonce: random(t), CodeChallenge: challenge("v")})
+			return err
+		}
+		for range 3 {
+			if err := try(); !errors.Is(err, connectors.ErrUnavailable) || !strings.Contains(err.Error(), "503") {
+				t.Fatalf("err = %v", err)
+			}
+		}
+		if n := e.sim.Calls("discovery"); n != 1 {
+			t.Errorf("discovery fetched %d times within %s", n, discoveryRetry)
+		}
+		e.sim.SetDown(false)
+		e.clock.Advance(discoveryRetry)
+		if err := try(); err != nil {
 			t.Fatal(err)
 		}
 	})
