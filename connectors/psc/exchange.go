@@ -48,6 +48,8 @@ func (c *Connector) AuthCodeURL(ctx context.Context, a AuthRequest) (string, err
 		return "", fmt.Errorf("psc: state shorter than %d characters: %w", minRandomLen, ErrInvalidRequest)
 	case len(a.Nonce) < minRandomLen:
 		return "", fmt.Errorf("psc: nonce shorter than %d characters: %w", minRandomLen, ErrInvalidRequest)
+	case len(a.LoginHint) > maxIDNatLen || strings.ContainsFunc(a.LoginHint, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		return "", fmt.Errorf("psc: login hint is not a national identifier: %w", ErrInvalidRequest)
 	case len(a.CodeChallenge) != 43:
 		// base64url(SHA-256) without padding is always 43 characters.
 		return "", fmt.Errorf("psc: code challenge is not an S256 challenge: %w", ErrInvalidRequest)
@@ -229,6 +231,14 @@ func (c *Connector) verifyIDToken(ctx context.Context, d *discovered, raw, nonce
 		SupportedSigningAlgs: d.algs,
 		Now:                  c.now,
 	})
+	// The signature first, on its own: go-oidc flattens errors to text,
+	// and PSC's key set being unreachable is an outage, not a bad token.
+	if _, err := d.keys.VerifySignature(ctx, raw); err != nil {
+		if errors.Is(err, connectors.ErrUnavailable) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("psc: ID token: %v: %w", err, ErrInvalidToken)
+	}
 	t, err := verifier.Verify(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("psc: ID token: %v: %w", err, ErrInvalidToken)
@@ -288,7 +298,7 @@ func topLevelStrings(obj []byte, key string) ([]string, error) {
 }
 
 // userinfo fetches and verifies the userinfo response.
-func (c *Connector) userinfo(ctx context.Context, d *discovered, accessToken string) (*Userinfo, error) {
+func (c *Connector) userinfo(ctx context.Context, d *discovered, accessToken string) (*userinfoClaims, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.meta.UserinfoEndpoint, nil)
 	if err != nil {
 		return nil, fmt.Errorf("psc: userinfo: %v: %w", err, ErrUserinfo)
@@ -322,7 +332,7 @@ func (c *Connector) userinfo(ctx context.Context, d *discovered, accessToken str
 	default:
 		return nil, fmt.Errorf("psc: userinfo content type %q; expected application/json or application/jwt: %w", ct, ErrUserinfo)
 	}
-	u, err := ParseUserinfo(payload)
+	u, err := parseUserinfo(payload)
 	if err != nil {
 		return nil, fmt.Errorf("psc: %v: %w", err, ErrUserinfo)
 	}
@@ -406,7 +416,7 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 }
 
 // identity maps a verified ID token and userinfo to a connectors.Identity.
-func (c *Connector) identity(v *verified, u *Userinfo) (connectors.Identity, error) {
+func (c *Connector) identity(v *verified, u *userinfoClaims) (connectors.Identity, error) {
 	idNat := u.nationalID()
 	if idNat == "" {
 		idNat = strings.TrimSpace(string(v.claims.PreferredUsername))
@@ -444,10 +454,12 @@ func (c *Connector) identity(v *verified, u *Userinfo) (connectors.Identity, err
 			id.Structure = s
 		}
 	}
-	if n, err := v.claims.AuthTime.Int64(); err == nil && n > 0 {
-		id.AuthTime = time.Unix(n, 0)
-	} else if f, err := v.claims.AuthTime.Float64(); err == nil && f > 0 {
-		id.AuthTime = time.Unix(int64(f), 0)
+	if f, err := v.claims.AuthTime.Float64(); err == nil && f > 0 {
+		// A time in the future (clock drift at PSC) would make the
+		// sign-in look fresher than it is for as long: take now instead.
+		if at := time.Unix(int64(f), 0); at.Before(id.AuthTime) {
+			id.AuthTime = at
+		}
 	}
 	for _, e := range u.SubjectRefPro.Exercices {
 		p := connectors.Profession{Code: string(e.CodeProfession), Category: string(e.CodeCategorie)}

@@ -8,12 +8,12 @@ import (
 	"strings"
 )
 
-// Userinfo is what Garde reads from PSC's userinfo response. Decoding is
+// userinfoClaims is what Garde reads from PSC's userinfo response. Decoding is
 // permissive because PSC's payloads vary between environments and years:
 // key case differs (otherIds / otherIDs; encoding/json matches keys
 // case-insensitively), absent values are empty strings, lists may be
 // missing or null, and scalars may be numbers or strings.
-type Userinfo struct {
+type userinfoClaims struct {
 	Sub                 flexString   `json:"sub"`
 	SubjectNameID       flexString   `json:"SubjectNameID"`
 	PreferredUsername   flexString   `json:"preferred_username"`
@@ -165,13 +165,13 @@ func jsonKind(b []byte) string {
 	return "invalid JSON"
 }
 
-// ParseUserinfo decodes a userinfo JSON object permissively.
-func ParseUserinfo(b []byte) (*Userinfo, error) {
+// parseUserinfo decodes a userinfo JSON object permissively.
+func parseUserinfo(b []byte) (*userinfoClaims, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
 		return nil, fmt.Errorf("userinfo is not a JSON object")
 	}
-	var u Userinfo
+	var u userinfoClaims
 	if err := json.Unmarshal(b, &u); err != nil {
 		return nil, fmt.Errorf("userinfo: %w", err)
 	}
@@ -181,7 +181,7 @@ func ParseUserinfo(b []byte) (*Userinfo, error) {
 // nationalID is the person's idNat_PS: SubjectNameID, else
 // preferred_username (equal in every sample). Never sub: it is Keycloak's
 // federated id "f:<uuid>:<idNat>", and the uuid is PSC's business.
-func (u *Userinfo) nationalID() string {
+func (u *userinfoClaims) nationalID() string {
 	if s := strings.TrimSpace(string(u.SubjectNameID)); s != "" {
 		return s
 	}

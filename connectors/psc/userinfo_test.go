@@ -64,9 +64,9 @@ func TestParseUserinfo(t *testing.T) {
 	cases := []struct {
 		name  string
 		json  string
-		check func(t *testing.T, u *Userinfo)
+		check func(t *testing.T, u *userinfoClaims)
 	}{
-		{"ANS sample", sample, func(t *testing.T, u *Userinfo) {
+		{"ANS sample", sample, func(t *testing.T, u *userinfoClaims) {
 			if u.nationalID() != "899700427885" || u.AuthMode != "CARD" || u.GivenName != "KIT" || u.FamilyName != "DOC0042788" {
 				t.Errorf("%+v", u)
 			}
@@ -82,49 +82,49 @@ func TestParseUserinfo(t *testing.T) {
 				t.Errorf("SubjectRole %v", u.SubjectRole)
 			}
 		}},
-		{"the simulator's default matches the sample", mustJSON(psctest.DefaultUser().UserinfoClaims()), func(t *testing.T, u *Userinfo) {
-			want, _ := ParseUserinfo([]byte(sample))
+		{"the simulator's default matches the sample", mustJSON(psctest.DefaultUser().UserinfoClaims()), func(t *testing.T, u *userinfoClaims) {
+			want, _ := parseUserinfo([]byte(sample))
 			u.SubjectRefPro.Exercices[0].Activities[0].NumeroFinessSite = want.SubjectRefPro.Exercices[0].Activities[0].NumeroFinessSite
 			if u.nationalID() != want.nationalID() || u.Sub != want.Sub || len(u.SubjectRefPro.Exercices) != 1 {
 				t.Errorf("%+v", u)
 			}
 		}},
-		{"otherIDs spelling", `{"SubjectNameID":"899700427885","otherIDs":[{"identifiant":"899700427885","origine":"RPPS","qualite":"1"}]}`, func(t *testing.T, u *Userinfo) {
+		{"otherIDs spelling", `{"SubjectNameID":"899700427885","otherIDs":[{"identifiant":"899700427885","origine":"RPPS","qualite":"1"}]}`, func(t *testing.T, u *userinfoClaims) {
 			if len(u.OtherIDs) != 1 || u.OtherIDs[0].Qualite != "1" {
 				t.Errorf("otherIDs %+v", u.OtherIDs)
 			}
 		}},
-		{"fallback to preferred_username", `{"SubjectNameID":"","preferred_username":"ANS20231122132732"}`, func(t *testing.T, u *Userinfo) {
+		{"fallback to preferred_username", `{"SubjectNameID":"","preferred_username":"ANS20231122132732"}`, func(t *testing.T, u *userinfoClaims) {
 			if u.nationalID() != "ANS20231122132732" {
 				t.Errorf("id %q", u.nationalID())
 			}
 		}},
-		{"missing activities and exercices", `{"SubjectNameID":"0123456789","SubjectRefPro":{"codeCivilite":"M","exercices":[{"codeProfession":"21"}]}}`, func(t *testing.T, u *Userinfo) {
+		{"missing activities and exercices", `{"SubjectNameID":"0123456789","SubjectRefPro":{"codeCivilite":"M","exercices":[{"codeProfession":"21"}]}}`, func(t *testing.T, u *userinfoClaims) {
 			if len(u.SubjectRefPro.Exercices) != 1 || u.SubjectRefPro.Exercices[0].Activities != nil {
 				t.Errorf("%+v", u.SubjectRefPro)
 			}
 		}},
-		{"null lists and objects", `{"SubjectNameID":"899700427885","SubjectRefPro":null,"otherIds":null,"SubjectRole":null}`, func(t *testing.T, u *Userinfo) {
+		{"null lists and objects", `{"SubjectNameID":"899700427885","SubjectRefPro":null,"otherIds":null,"SubjectRole":null}`, func(t *testing.T, u *userinfoClaims) {
 			if u.SubjectRefPro.Exercices != nil || u.OtherIDs != nil || u.SubjectRole != nil {
 				t.Errorf("%+v", u)
 			}
 		}},
-		{"numbers for strings", `{"SubjectNameID":899700427885,"SubjectRefPro":{"exercices":[{"codeProfession":10,"activities":[{"numeroFinessSite":750000001}]}]}}`, func(t *testing.T, u *Userinfo) {
+		{"numbers for strings", `{"SubjectNameID":899700427885,"SubjectRefPro":{"exercices":[{"codeProfession":10,"activities":[{"numeroFinessSite":750000001}]}]}}`, func(t *testing.T, u *userinfoClaims) {
 			if u.nationalID() != "899700427885" || u.SubjectRefPro.Exercices[0].CodeProfession != "10" || u.SubjectRefPro.Exercices[0].Activities[0].NumeroFinessSite != "750000001" {
 				t.Errorf("%+v", u)
 			}
 		}},
-		{"single object for a list, string for a role list", `{"SubjectNameID":"8","otherIds":{"identifiant":"8","origine":"RPPS"},"SubjectRole":"10^x"}`, func(t *testing.T, u *Userinfo) {
+		{"single object for a list, string for a role list", `{"SubjectNameID":"8","otherIds":{"identifiant":"8","origine":"RPPS"},"SubjectRole":"10^x"}`, func(t *testing.T, u *userinfoClaims) {
 			if len(u.OtherIDs) != 1 || !slices.Equal(u.SubjectRole, []string{"10^x"}) {
 				t.Errorf("%+v", u)
 			}
 		}},
-		{"empty string for a list", `{"SubjectNameID":"8","otherIds":"","SubjectRefPro":{"exercices":""}}`, func(t *testing.T, u *Userinfo) {
+		{"empty string for a list", `{"SubjectNameID":"8","otherIds":"","SubjectRefPro":{"exercices":""}}`, func(t *testing.T, u *userinfoClaims) {
 			if u.OtherIDs != nil || u.SubjectRefPro.Exercices != nil {
 				t.Errorf("%+v", u)
 			}
 		}},
-		{"unknown claims are ignored", `{"SubjectNameID":"8","codeCivilite":"M","codeGenreActivite":"GENR01","new_claim":{"x":[1,2]}}`, func(t *testing.T, u *Userinfo) {
+		{"unknown claims are ignored", `{"SubjectNameID":"8","codeCivilite":"M","codeGenreActivite":"GENR01","new_claim":{"x":[1,2]}}`, func(t *testing.T, u *userinfoClaims) {
 			if u.nationalID() != "8" {
 				t.Errorf("%+v", u)
 			}
@@ -132,7 +132,7 @@ func TestParseUserinfo(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			u, err := ParseUserinfo([]byte(tc.json))
+			u, err := parseUserinfo([]byte(tc.json))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +140,7 @@ func TestParseUserinfo(t *testing.T) {
 		})
 	}
 	for _, bad := range []string{``, `[]`, `"x"`, `{"SubjectNameID":{"a":1}}`, `{"otherIds":42}`, `{"SubjectRefPro":{"exercices":[1]}}`, `{`} {
-		if _, err := ParseUserinfo([]byte(bad)); err == nil {
+		if _, err := parseUserinfo([]byte(bad)); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
 	}
@@ -165,7 +165,7 @@ func FuzzParseUserinfo(f *testing.F) {
 	f.Add([]byte(`[]`))
 	c := &Connector{id: "psc", rules: DefaultAssurance(), now: time.Now}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		u, err := ParseUserinfo(b)
+		u, err := parseUserinfo(b)
 		if err != nil {
 			return
 		}

@@ -213,6 +213,23 @@ func TestUserinfoRefused(t *testing.T) {
 	})
 }
 
+func TestAuthTime(t *testing.T) {
+	e := setup(t, psctest.Config{}, nil)
+	past := e.clock.Now().Add(-time.Hour).Truncate(time.Second)
+	e.sim.TamperIDToken(func(c map[string]any) { c["auth_time"] = past.Unix() })
+	if id, err := e.signIn(t); err != nil || !id.AuthTime.Equal(past) {
+		t.Errorf("auth_time in the past: %v %v", id.AuthTime, err)
+	}
+	e.sim.TamperIDToken(func(c map[string]any) { c["auth_time"] = e.clock.Now().Add(time.Hour).Unix() })
+	if id, err := e.signIn(t); err != nil || !id.AuthTime.Equal(e.clock.Now()) {
+		t.Errorf("auth_time in the future: %v, want now %v (%v)", id.AuthTime, e.clock.Now(), err)
+	}
+	e.sim.TamperIDToken(func(c map[string]any) { delete(c, "auth_time") })
+	if id, err := e.signIn(t); err != nil || !id.AuthTime.Equal(e.clock.Now()) {
+		t.Errorf("no auth_time: %v (%v)", id.AuthTime, err)
+	}
+}
+
 func TestCodeReplayAndPKCE(t *testing.T) {
 	e := setup(t, psctest.Config{}, nil)
 	q, verifier, nonce := e.authorize(t)
@@ -312,6 +329,21 @@ func TestUnavailable(t *testing.T) {
 		e.clock.Advance(discoveryRetry)
 		if err := try(); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("key set down", func(t *testing.T) {
+		e := setup(t, psctest.Config{}, nil)
+		e.sim.SetEndpointDown("certs", true)
+		_, err := e.signIn(t)
+		if !errors.Is(err, connectors.ErrUnavailable) || Reason(err) != "psc_unavailable" || !strings.Contains(err.Error(), "keys") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("userinfo down", func(t *testing.T) {
+		e := setup(t, psctest.Config{}, nil)
+		e.sim.SetEndpointDown("userinfo", true)
+		if _, err := e.signIn(t); !errors.Is(err, connectors.ErrUnavailable) {
+			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("token endpoint down", func(t *testing.T) {

@@ -103,6 +103,7 @@ type Sim struct {
 	loggedOut []string // sids ended at the logout endpoint
 	calls     map[string]int
 	down      bool
+	downEP    map[string]bool
 }
 
 // grant is what a code or access token stands for.
@@ -280,6 +281,16 @@ func (s *Sim) SetDown(down bool) {
 	s.down = down
 }
 
+// SetEndpointDown makes one endpoint (a name as for Calls) answer 503.
+func (s *Sim) SetEndpointDown(endpoint string, down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.downEP == nil {
+		s.downEP = map[string]bool{}
+	}
+	s.downEP[endpoint] = down
+}
+
 // Calls returns how often an endpoint was called ("discovery", "certs",
 // "auth", "token", "userinfo", "logout", "ciba").
 func (s *Sim) Calls(endpoint string) int {
@@ -299,7 +310,7 @@ func (s *Sim) count(endpoint string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls[endpoint]++
-	return s.down
+	return s.down || s.downEP[endpoint]
 }
 
 // ---- certificates
