@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +95,32 @@ func TestLogoutToken(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// TestBackChannelDelivery plays PSC POSTing logout tokens to a receiver
+// that verifies them, as Garde's back-channel logout endpoint will.
+func TestBackChannelDelivery(t *testing.T) {
+	e := setup(t, psctest.Config{}, nil)
+	var got []LogoutToken
+	recv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lt, err := e.c.VerifyLogoutToken(r.Context(), r.PostFormValue("logout_token"))
+		if err != nil {
+			http.Error(w, Reason(err), http.StatusBadRequest)
+			return
+		}
+		got = append(got, lt)
+	}))
+	defer recv.Close()
+	ctx := context.Background()
+	if status, err := e.sim.SendLogoutToken(ctx, recv.Client(), recv.URL, e.sim.LogoutToken("f:x:899700427885", "sid-1")); err != nil || status != http.StatusOK {
+		t.Fatalf("valid token: %d %v", status, err)
+	}
+	if status, _ := e.sim.SendLogoutToken(ctx, recv.Client(), recv.URL, flipSignature(e.sim.LogoutToken("", "sid-2"))); status != http.StatusBadRequest {
+		t.Errorf("forged token: %d", status)
+	}
+	if len(got) != 1 || got[0].SessionID != "sid-1" {
+		t.Errorf("received %+v", got)
+	}
 }
 
 func flipSignature(tok string) string {
