@@ -58,6 +58,8 @@ type gardeUnderTest struct {
 	cfg    *config.Config
 	// httpc trusts the server's certificate.
 	httpc *http.Client
+	// cardOrigin is the card listener's origin, when one runs.
+	cardOrigin string
 }
 
 type backend string
@@ -85,7 +87,7 @@ issuer: {{ISSUER}}
 listen:
   address: "127.0.0.1:5556"
   metrics_address: ""
-master_key:
+{{LISTEN_TLS}}master_key:
   env: GARDE_E2E_MASTER_KEY
 storage:
 {{STORAGE}}
@@ -120,6 +122,7 @@ connectors:
           given_name: Compte
           family_name: Secours
           groups: [bris-de-glace]
+{{EXTRA_CONNECTORS}}
 clients:
   - id: patients
     name: Dossier patient
@@ -158,6 +161,10 @@ type gardeOptions struct {
 	// for that name (WebAuthn refuses IP addresses as RP IDs), and serves
 	// /test-app/ as the test applications' landing page.
 	localhost bool
+	// extraConnectors is YAML appended to the connectors list; it may use
+	// {{CARD_LISTEN}}, the address of a card listener the harness starts
+	// (with the server's certificate) when the configuration asks for one.
+	extraConnectors string
 }
 
 func startGardeWith(t testing.TB, opt gardeOptions) *gardeUnderTest {
@@ -194,7 +201,30 @@ func startGardeWith(t testing.TB, opt gardeOptions) *gardeUnderTest {
 		storage = fmt.Sprintf("  durable: {driver: postgres, postgres_dsn: %q}\n  ephemeral:\n    driver: redis\n    redis: {addrs: [%q], key_prefix: %q}",
 			testutil.PostgresDSN(t), testutil.RedisAddr(), "e2e-"+testutil.Random(t, 6)+":")
 	}
+	// A card listener, when a connector names {{CARD_LISTEN}}: its port is
+	// reserved now so the configuration can name it.
+	var cardLn net.Listener
+	listenTLS := ""
+	if strings.Contains(opt.extraConnectors, "{{CARD_LISTEN}}") {
+		var err error
+		if cardLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cardLn.Close() })
+		// Garde's own TLS is what a card listener needs; the files only
+		// have to exist here, as the harness serves with g.srv's certificate.
+		dummy := filepath.Join(t.TempDir(), "tls.pem")
+		if err := os.WriteFile(dummy, []byte("see harness"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		listenTLS = fmt.Sprintf("  tls: {cert_file: %q, key_file: %q}\n", dummy, dummy)
+	}
+	cardAddr := ""
+	if cardLn != nil {
+		cardAddr = cardLn.Addr().String()
+	}
 	r := strings.NewReplacer(
+		"{{LISTEN_TLS}}", listenTLS, "{{EXTRA_CONNECTORS}}", opt.extraConnectors, "{{CARD_LISTEN}}", cardAddr,
 		"{{ISSUER}}", g.issuer, "{{STORAGE}}", storage, "{{LDAPS}}", ldap.LDAPSURL, "{{CAFILE}}", ldap.CAFile,
 		"{{BINDDN}}", testutil.SlapdServiceDN, "{{BASEDN}}", testutil.SlapdBaseDN, "{{BGHASH}}", breakGlassHash,
 		"{{EXTRA_CLIENTS}}", extraClients, "{{EXTRA_CONFIG}}", opt.extraConfig,
@@ -208,6 +238,7 @@ func startGardeWith(t testing.TB, opt gardeOptions) *gardeUnderTest {
 	}
 	// Extra clients and configuration may name the issuer too.
 	text := strings.ReplaceAll(r.Replace(configTemplate), "{{ISSUER}}", g.issuer)
+	text = strings.ReplaceAll(text, "{{CARD_LISTEN}}", cardAddr)
 	cfg, err := config.Parse("e2e.yaml", []byte(text), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -227,6 +258,13 @@ func startGardeWith(t testing.TB, opt gardeOptions) *gardeUnderTest {
 	t.Cleanup(func() { _ = a.Close(context.Background()) })
 	g.app = a
 	handler = a.Handler
+	for _, cs := range a.CardServers() {
+		csrv := &http.Server{Handler: a.Handler, TLSConfig: cs.TLSConfig(&tls.Config{Certificates: g.srv.TLS.Certificates}),
+			ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = csrv.ServeTLS(cardLn, "", "") }()
+		t.Cleanup(func() { _ = csrv.Close() })
+		g.cardOrigin = "https://" + cardAddr
+	}
 	return g
 }
 

@@ -44,7 +44,6 @@ const (
 	MsgCardRevocationUnknown = "card_revocation_unknown"
 	MsgCardRefused           = "card_refused"
 	MsgUpstreamFailed        = "upstream_failed"
-	MsgUpstreamDenied        = "upstream_denied"
 	MsgNoLocalAccount        = "no_local_account"
 	MsgLinkAmbiguous         = "link_ambiguous"
 	MsgLinkMismatch          = "link_mismatch"
@@ -54,6 +53,6 @@ func upstreamMessageKeys() []string {
 	return []string{
 		MsgCardMissing, MsgCardRevoked, MsgCardExpired, MsgCardUntrusted,
 		MsgCardRevocationUnknown, MsgCardRefused, MsgUpstreamFailed,
-		MsgUpstreamDenied, MsgNoLocalAccount, MsgLinkAmbiguous, MsgLinkMismatch,
+		MsgNoLocalAccount, MsgLinkAmbiguous, MsgLinkMismatch,
 	}
 }

@@ -179,7 +179,8 @@ func (e *Engine) upstreamStart(w http.ResponseWriter, r *http.Request) {
 	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
 	dest, err := src.Connector.AuthCodeURL(ctx, e.callbackURL(src.ID), att.State, att.Nonce, challenge, rec.Request.LoginHint)
 	if err != nil {
-		e.upstreamFailed(w, r, rec, src.ID, "psc", src.Connector.Reason(err), "directory_unavailable", err)
+		reason := src.Connector.Reason(err)
+		e.upstreamFailed(w, r, rec, src.ID, "psc", reason, redirectMessage(reason), err)
 		return
 	}
 	http.Redirect(w, r, dest, http.StatusSeeOther)
@@ -209,20 +210,17 @@ func (e *Engine) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 	att := *rec.Upstream
 	rec.Upstream = nil
 	if perr := q.Get("error"); perr != "" {
-		reason, key := "psc_error", "upstream_failed"
+		reason, key := "psc_provider_error", "psc_provider_error"
 		if perr == "access_denied" {
-			reason, key = "psc_denied", "upstream_denied"
+			reason, key = "psc_denied", "psc_denied"
 		}
 		e.upstreamFailed(w, r, rec, src.ID, "psc", reason, key, errors.New("provider error: "+perr))
 		return
 	}
 	id, err := src.Connector.Exchange(ctx, e.callbackURL(src.ID), q.Get("code"), att.Verifier, att.Nonce)
 	if err != nil {
-		key := "upstream_failed"
-		if errors.Is(err, connectors.ErrUnavailable) {
-			key = "directory_unavailable"
-		}
-		e.upstreamFailed(w, r, rec, src.ID, "psc", src.Connector.Reason(err), key, err)
+		reason := src.Connector.Reason(err)
+		e.upstreamFailed(w, r, rec, src.ID, "psc", reason, redirectMessage(reason), err)
 		return
 	}
 	if id.Connector == "" {
@@ -265,6 +263,17 @@ func (e *Engine) cardSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	reason := src.Connector.Reason(err)
 	e.upstreamFailed(w, r, rec, src.ID, "card", reason, cardMessage(reason), err)
+}
+
+// redirectMessage maps a Pro Santé Connect reason code to a message key:
+// each has its text (web/i18n/psc.*.json); anything else is a generic
+// failure.
+func redirectMessage(reason string) string {
+	switch reason {
+	case "psc_unavailable", "psc_denied", "psc_invalid_token", "psc_userinfo", "psc_no_subject", "psc_provider_error":
+		return reason
+	}
+	return "upstream_failed"
 }
 
 // cardMessage maps a card reason code to a message key.
@@ -334,7 +343,7 @@ func (e *Engine) upstreamFailed(w http.ResponseWriter, r *http.Request, rec *rec
 	e.log.Info("upstream sign-in refused", "method", method, "connector", source, "reason", reason, "err", describe(err))
 	binding, _ := e.cookies.Get(r, CookieBinding)
 	status := http.StatusUnauthorized
-	if key == "directory_unavailable" {
+	if key == "directory_unavailable" || key == "psc_unavailable" {
 		status = http.StatusServiceUnavailable
 	}
 	// The flow is unchanged (still waiting for credentials), but the

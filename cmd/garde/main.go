@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -141,7 +142,7 @@ func serve(args []string, stderr io.Writer) int {
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	servers := []*http.Server{srv}
-	errc := make(chan error, 2)
+	errc := make(chan error, 2+len(a.CardServers()))
 	go func() {
 		if cfg.Listen.TLS != nil {
 			logger.Info("garde listening (HTTPS)", "address", srv.Addr, "issuer", cfg.Issuer)
@@ -151,6 +152,26 @@ func serve(args []string, stderr io.Writer) int {
 		logger.Info("garde listening (HTTP)", "address", srv.Addr, "issuer", cfg.Issuer)
 		errc <- srv.ListenAndServe()
 	}()
+	// Card listeners: the same handler, over TLS that asks for the CPS
+	// card's certificate. The configuration guarantees listen.tls.
+	for _, cs := range a.CardServers() {
+		cert, err := tls.LoadX509KeyPair(cfg.Listen.TLS.CertFile, cfg.Listen.TLS.KeyFile)
+		if err != nil {
+			logger.Error("card listener: server certificate", "err", err)
+			return 1
+		}
+		csrv := &http.Server{
+			Addr: cs.Address, Handler: a.Handler, TLSConfig: cs.TLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}),
+			ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+			IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		servers = append(servers, csrv)
+		go func() {
+			logger.Info("card sign-in listening (HTTPS, client certificates)", "address", csrv.Addr)
+			errc <- csrv.ListenAndServeTLS("", "")
+		}()
+	}
 	if cfg.Listen.MetricsAddress != "" {
 		msrv := &http.Server{Addr: cfg.Listen.MetricsAddress, Handler: metricsMux(a), ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, msrv)

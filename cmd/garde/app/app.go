@@ -56,6 +56,7 @@ type App struct {
 	logger  *slog.Logger
 	cancel  context.CancelFunc
 	closers []func(context.Context) error
+	cards   []cardListener
 }
 
 // Options are the parts a caller may supply instead of the defaults.
@@ -464,6 +465,8 @@ func openConnectors(cfg *config.Config, o Options) ([]flow.PasswordSource, error
 				return nil, fmt.Errorf("connector %s: %w", c.ID, err)
 			}
 			out = append(out, flow.PasswordSource{ID: c.ID, Name: c.Name, Connector: conn})
+		case "psc", "cps":
+			// Not password connectors: openUpstreams builds them.
 		default:
 			return nil, fmt.Errorf("connector %s: unknown type %q", c.ID, c.Type)
 		}

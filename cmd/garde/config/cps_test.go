@@ -54,14 +54,20 @@ func writeCPSFiles(t *testing.T) cpsFiles {
 	write(f.crl, crl)
 	write(f.notPEM, []byte{0x30, 0x82, 0x01, 0x00})
 	write(f.noCert, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("x")}))
+	cpsListenTLS = "listen:\n  tls: {cert_file: " + f.root + ", key_file: " + f.noCert + "}\n"
 	return f
 }
 
 // cpsConnector appends a cps connector to base at line 9; the body starts
 // at line 12.
 func cpsConnector(body string) string {
-	return base + "  - id: carte\n    type: cps\n    cps:\n" + body
+	return base + "  - id: carte\n    type: cps\n    cps:\n" + body + cpsListenTLS
 }
+
+// cpsListenTLS makes Garde terminate TLS, which a card listener needs; set
+// by writeCPSFiles (the files must exist), after the connector so that line
+// numbers in the connector do not move.
+var cpsListenTLS string
 
 func TestCPSValid(t *testing.T) {
 	f := writeCPSFiles(t)
@@ -189,5 +195,14 @@ func TestCPSBlockRequired(t *testing.T) {
 	_, err := Parse("cps.yaml", []byte(base+"  - id: carte\n    type: cps\n"), testEnv())
 	if err == nil || !strings.Contains(err.Error(), "connectors[1].cps: is required for type cps; expected cps: {anchors_files:") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCPSListenerNeedsTLS(t *testing.T) {
+	f := writeCPSFiles(t)
+	yml := base + "  - id: carte\n    type: cps\n    cps:\n      anchors_files: [" + f.root + "]\n      listen_address: \":8443\"\n"
+	_, err := Parse("cps.yaml", []byte(yml), testEnv())
+	if err == nil || !strings.Contains(err.Error(), `cps.yaml:13:23: connectors[1].cps.listen_address: needs Garde to terminate TLS itself`) {
+		t.Fatalf("card listener without listen.tls: %v", err)
 	}
 }

@@ -145,6 +145,9 @@ func (v *validator) cps(p string, c *CPSConnector) {
 
 	if c.ListenAddress != "" {
 		v.hostPort(p+".listen_address", c.ListenAddress, false)
+		if v.cfg.Listen.TLS == nil {
+			v.errorf(p+".listen_address", "needs Garde to terminate TLS itself; expected listen.tls (cert_file, key_file), or proxy: instead of listen_address behind a TLS proxy")
+		}
 		if c.ListenAddress == v.cfg.Listen.Address {
 			v.errorf(p+".listen_address", "%q is also listen.address; expected a separate port for the card listener", c.ListenAddress)
 		}
