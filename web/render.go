@@ -235,6 +235,7 @@ type Renderer struct {
 	css    string // versioned URL of garde.css
 	icon   string // versioned URL of the favicon
 	js     string // versioned URL of webauthn.js
+	samlJS string // versioned URL of saml_post.js
 	loc    *time.Location
 	logger *slog.Logger
 }
@@ -273,6 +274,7 @@ var templateFiles = map[string]string{
 	PageSecondFactor:     "login_key.html",
 	PageKeys:             "keys.html",
 	PageKeyRemoveConfirm: "key_remove_confirm.html",
+	PageSAMLPost:         "saml_post.html",
 }
 
 // NewRenderer parses the embedded templates and translations once. It fails
@@ -293,6 +295,7 @@ func NewRenderer(opts ...RendererOption) (*Renderer, error) {
 		css:    assets.url("garde.css"),
 		icon:   assets.url("favicon.svg"),
 		js:     assets.url("webauthn.js"),
+		samlJS: assets.url("saml_post.js"),
 		loc:    time.Local,
 		logger: slog.Default(),
 	}
@@ -593,6 +596,13 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 		if !ok {
 			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
 		}
+		v.Page = p
+	case PageSAMLPost:
+		p, ok := deref[SAMLPostPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		}
+		v.Script = r.samlJS
 		v.Page = p
 	case PageLoggedOut:
 		p, ok := deref[LoggedOutPage](data)

@@ -25,6 +25,7 @@ import (
 	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/keys"
 	"github.com/garde-sso/garde/broker/oidc"
+	"github.com/garde-sso/garde/broker/saml"
 	"github.com/garde-sso/garde/broker/session"
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/broker/store/memory"
@@ -53,6 +54,7 @@ type App struct {
 	Audit     *audit.Recorder
 
 	logger  *slog.Logger
+	samlIdP *saml.IdP // nil without a saml block
 	cancel  context.CancelFunc
 	closers []func(context.Context) error
 }
@@ -217,7 +219,7 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Cookies:     cookies,
 		MACKey:      derive(master, "garde flow mac"),
 		LoginPath:   "/login",
-		ResumePaths: map[string]string{"oidc": oidc.PathResume, "account": account.PathResume},
+		ResumePaths: map[string]string{"oidc": oidc.PathResume, "account": account.PathResume, saml.Protocol: saml.PathResume},
 		Clock:       o.Clock,
 		Logger:      o.Logger,
 
@@ -269,6 +271,11 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		HTTPClient:           &http.Client{Timeout: 10 * time.Second},
 		Logger:               o.Logger,
 	})
+	if err != nil {
+		return nil, err
+	}
+
+	a.samlIdP, err = a.buildSAML(ctx, runCtx, cfg, o, samlDeps{master: master, flow: engine, sessions: sessions, pages: pages, cookies: cookies, clock: o.Clock})
 	if err != nil {
 		return nil, err
 	}
