@@ -37,13 +37,13 @@ type AuthnRequest struct {
 
 // LogoutRequest is what Garde reads from a <samlp:LogoutRequest>.
 type LogoutRequest struct {
-	ID            string
-	Version       string
-	IssueInstant  time.Time
-	NotOnOrAfter  time.Time
-	Destination   string
-	Issuer        string
-	NameID        string
+	ID             string
+	Version        string
+	IssueInstant   time.Time
+	NotOnOrAfter   time.Time
+	Destination    string
+	Issuer         string
+	NameID         string
 	SessionIndexes []string
 }
 

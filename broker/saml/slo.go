@@ -24,11 +24,11 @@ type logoutState struct {
 	OriginRelay string        `json:"origin_relay"`
 	Remaining   []participant `json:"remaining"`
 	// Pending is the ID of the LogoutRequest the browser carries now.
-	Pending    string `json:"pending,omitempty"`
-	PendingSP  string `json:"pending_sp,omitempty"`
-	Partial    bool   `json:"partial,omitempty"`
-	Person     string `json:"person,omitempty"`
-	SessionID  string `json:"sid,omitempty"`
+	Pending   string `json:"pending,omitempty"`
+	PendingSP string `json:"pending_sp,omitempty"`
+	Partial   bool   `json:"partial,omitempty"`
+	Person    string `json:"person,omitempty"`
+	SessionID string `json:"sid,omitempty"`
 }
 
 func logoutKey(id string) string { return "saml:logout:" + id }

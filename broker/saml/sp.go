@@ -16,8 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	crewjam "github.com/crewjam/saml"
 	"github.com/beevik/etree"
+	crewjam "github.com/crewjam/saml"
 )
 
 // NameID sources (ServiceProvider.NameID).
