@@ -97,8 +97,8 @@ func (c authnContext) requestedLevel() (assurance.Level, error) {
 //   - better: Garde's eIDAS class for the session, if it is stronger than
 //     at least one requested class (saml-core: "stronger than any one of
 //     the authentication contexts specified").
-//   - maximum: Garde's eIDAS class, if the session is no stronger than the
-//     strongest requested class.
+//   - maximum: if the session is no stronger than the strongest requested
+//     class, a requested class of the session's level, else Garde's class.
 //
 // With no request, Garde's eIDAS class of the session.
 func (c authnContext) answer(have assurance.Level) (string, error) {
@@ -132,14 +132,12 @@ func (c authnContext) answer(have assurance.Level) (string, error) {
 		}
 	case CompareMaximum:
 		if hi != assurance.None && have <= hi {
-			// The session's own class if the SP named it, else the
-			// strongest requested class the session reaches.
-			if slices.Contains(c.Classes, own) {
-				return own, nil
-			}
-			if best != "" {
+			// A requested class of exactly the session's level if there
+			// is one (the SP's own vocabulary), else Garde's class.
+			if best != "" && bestLevel == have && !slices.Contains(c.Classes, own) {
 				return best, nil
 			}
+			return own, nil
 		}
 	}
 	return "", errNoAuthnContext
