@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/url"
 	"time"
 )
@@ -123,11 +122,9 @@ func (v *validator) samlSP(p string, sp *SAMLServiceProvider, ids map[string]int
 		} else {
 			names[a.Name] = j
 		}
-		v.enum(ap+".source", a.Source, "attribute source", samlSources...)
+		v.enum(ap+".source", a.Source, "source of attribute values", samlSources...)
 		if a.NameFormat != "" {
 			v.enum(ap+".name_format", a.NameFormat, "attribute name format", "uri", "basic", "unspecified")
 		}
 	}
 }
-
-var _ = fmt.Sprintf
