@@ -553,3 +553,15 @@ func signQuery(t testing.TB, key *rsa.PrivateKey, alg, q string) []byte {
 	}
 	return sig
 }
+
+func TestIdPInitiatedOnlyWhenEnabled(t *testing.T) {
+	f := newFixture(t)
+	u := f.srv.URL + PathIdPInitiated + "?" + url.Values{"sp": {spEntity}}.Encode()
+	if resp := f.get(u); resp.StatusCode != http.StatusForbidden || f.lastRefusal() != "idp_initiated_disabled" {
+		t.Fatalf("disabled IdP-initiated SSO: %d, reason %q", resp.StatusCode, f.lastRefusal())
+	}
+	f.idp.sps[spEntity].IdPInitiated = true
+	if resp := f.get(u); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login?flow=") {
+		t.Fatalf("enabled IdP-initiated SSO should start a sign-in, got %d", resp.StatusCode)
+	}
+}
