@@ -238,6 +238,7 @@ type Renderer struct {
 	css    string // versioned URL of garde.css
 	icon   string // versioned URL of the favicon
 	js     string // versioned URL of webauthn.js
+	samlJS string // versioned URL of saml_post.js
 	loc    *time.Location
 	logger *slog.Logger
 }
@@ -277,6 +278,7 @@ var templateFiles = map[string]string{
 	PageKeys:             "keys.html",
 	PageKeyRemoveConfirm: "key_remove_confirm.html",
 	PageLink:             "login_link.html",
+	PageSAMLPost:         "saml_post.html",
 }
 
 // NewRenderer parses the embedded templates and translations once. It fails
@@ -297,6 +299,7 @@ func NewRenderer(opts ...RendererOption) (*Renderer, error) {
 		css:    assets.url("garde.css"),
 		icon:   assets.url("favicon.svg"),
 		js:     assets.url("webauthn.js"),
+		samlJS: assets.url("saml_post.js"),
 		loc:    time.Local,
 		logger: slog.Default(),
 	}
@@ -597,6 +600,13 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 		if !ok {
 			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
 		}
+		v.Page = p
+	case PageSAMLPost:
+		p, ok := deref[SAMLPostPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		}
+		v.Script = r.samlJS
 		v.Page = p
 	case PageLoggedOut:
 		p, ok := deref[LoggedOutPage](data)

@@ -317,6 +317,9 @@ func (m *Manager) reloadLocked(ctx context.Context) error {
 			ks = append(ks, k)
 			continue
 		}
+		if r.Alg == AlgSAMLIdP {
+			continue // the SAML IdP's key pair: broker/saml's, not a JWS key
+		}
 		if r.Alg != RS256 && r.Alg != ES256 {
 			// Written by a newer version during a rolling upgrade, say:
 			// not ours to use or to fail on.

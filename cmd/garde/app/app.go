@@ -25,6 +25,7 @@ import (
 	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/keys"
 	"github.com/garde-sso/garde/broker/oidc"
+	"github.com/garde-sso/garde/broker/saml"
 	"github.com/garde-sso/garde/broker/session"
 	"github.com/garde-sso/garde/broker/signout"
 	"github.com/garde-sso/garde/broker/store"
@@ -54,6 +55,7 @@ type App struct {
 	Audit     *audit.Recorder
 
 	logger  *slog.Logger
+	samlIdP *saml.IdP // nil without a saml block
 	cancel  context.CancelFunc
 	closers []func(context.Context) error
 	cards   []cardListener
@@ -224,7 +226,7 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Cookies:     cookies,
 		MACKey:      derive(master, "garde flow mac"),
 		LoginPath:   "/login",
-		ResumePaths: map[string]string{"oidc": oidc.PathResume, "account": account.PathResume},
+		ResumePaths: map[string]string{"oidc": oidc.PathResume, "account": account.PathResume, saml.Protocol: saml.PathResume},
 		Clock:       o.Clock,
 		Logger:      o.Logger,
 
@@ -283,6 +285,11 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Logger:               o.Logger,
 		UpstreamLogout:       engine.UpstreamLogout,
 	})
+	if err != nil {
+		return nil, err
+	}
+
+	a.samlIdP, err = a.buildSAML(ctx, runCtx, cfg, o, samlDeps{master: master, flow: engine, sessions: sessions, pages: pages, cookies: cookies, clock: o.Clock})
 	if err != nil {
 		return nil, err
 	}

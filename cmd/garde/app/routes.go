@@ -35,6 +35,9 @@ func (a *App) routes(p *oidc.Provider, engine *flow.Engine, acct *account.Handle
 	if acct != nil {
 		acct.Register(mux, cop.Handler)
 	}
+	// SAML endpoints take cross-origin POSTs from applications by design
+	// (the HTTP-POST binding): no cross-origin protection.
+	mountSAML(mux, a.samlIdP)
 	mux.Handle("GET /static/", web.StaticHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
