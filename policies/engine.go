@@ -187,6 +187,11 @@ func (e *Engine) compileRules(app string, r Rules, zones map[string]bool, accept
 		}
 	}
 	level("min_level", r.MinLevel)
+	if r.Methods != nil && len(r.Methods) == 0 {
+		// Empty means "all" only when the list is absent: a list emptied
+		// by removing its last method must not open every method.
+		fail(app, "methods", "an empty list accepts no method; expected at least one method, or no methods key to accept them all")
+	}
 	for i, m := range r.Methods {
 		if MaxLevel(m) == assurance.None {
 			fail(app, fmt.Sprintf("methods[%d]", i), "%q is not a sign-in method; expected one of %s", m, strings.Join(Methods(), ", "))

@@ -101,8 +101,9 @@ type Zone struct {
 type Rules struct {
 	// MinLevel is the floor (None: no floor from this rule set).
 	MinLevel assurance.Level
-	// Methods are the accepted sign-in methods; empty means all of them.
-	// The application's list can only narrow the defaults' list.
+	// Methods are the accepted sign-in methods; nil means all of them (a
+	// non-nil empty list is a configuration error). The application's
+	// list can only narrow the defaults' list.
 	Methods []string
 	// Allow says who may enter.
 	Allow Who

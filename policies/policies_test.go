@@ -266,6 +266,7 @@ func TestCompileErrors(t *testing.T) {
 		{"CEL empty", app(Rules{Conditions: []Condition{{Expr: ` `, Reason: "r"}}}), "dpi", "conditions[0].cel", "empty"},
 		{"reason", app(Rules{Conditions: []Condition{{Expr: `true`, Reason: "Night Only"}}}), "dpi", "conditions[0].reason", "not a reason code"},
 		{"unknown method", app(Rules{Methods: []string{"sms"}}), "dpi", "methods[0]", `"sms" is not a sign-in method`},
+		{"methods emptied", app(Rules{Methods: []string{}}), "dpi", "methods", "accepts no method"},
 		{"no method left", Config{Defaults: Rules{Methods: []string{MethodCard}}, Apps: map[string]AppPolicy{"dpi": {Rules: Rules{Methods: []string{MethodPassword}}}}}, "dpi", "methods", "nobody could sign in"},
 		{"unreachable floor", app(Rules{MinLevel: assurance.High, Methods: []string{MethodPassword, MethodKey}}), "dpi", "min_level", "high cannot be reached"},
 		{"unreachable zone floor", app(Rules{Methods: []string{MethodPassword}, Zones: map[string]ZoneRule{"vpn": {MinLevel: assurance.Substantial}}}), "dpi", "zones.vpn.min_level", "cannot be reached"},
