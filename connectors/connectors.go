@@ -125,6 +125,19 @@ type LookupConnector interface {
 	Lookup(ctx context.Context, subject string) (Identity, error)
 }
 
+// UsernameLookup finds a person by the username they sign in with, without
+// credentials. Administration tools use it (`garde policy test --person`)
+// to see a person as the sign-in would; it never serves a sign-in, since it
+// proves nothing.
+type UsernameLookup interface {
+	// LookupUsername returns the person's current identity, with nothing
+	// proven (AMR empty, Assurance None, AuthTime zero), or an error as
+	// Lookup's: ErrUnknownSubject when no account has this username,
+	// ErrAccountDisabled, ErrAccountLocked, ErrAccountExpired,
+	// ErrUnavailable.
+	LookupUsername(ctx context.Context, username string) (Identity, error)
+}
+
 // ErrUnknownSubject is returned by Lookup for a subject that names no
 // account: never known, deleted, or malformed.
 var ErrUnknownSubject = errors.New("unknown subject")
