@@ -149,6 +149,19 @@ type NationalIDLookup interface {
 // links to none of them rather than guess.
 var ErrAmbiguous = errors.New("several accounts match")
 
+// UsernameLookup finds a person by the username they sign in with, without
+// credentials. Administration tools use it (`garde policy test --person`)
+// to see a person as the sign-in would; it never serves a sign-in, since it
+// proves nothing.
+type UsernameLookup interface {
+	// LookupUsername returns the person's current identity, with nothing
+	// proven (AMR empty, Assurance None, AuthTime zero), or an error as
+	// Lookup's: ErrUnknownSubject when no account has this username,
+	// ErrAccountDisabled, ErrAccountLocked, ErrAccountExpired,
+	// ErrUnavailable.
+	LookupUsername(ctx context.Context, username string) (Identity, error)
+}
+
 // ErrUnknownSubject is returned by Lookup for a subject that names no
 // account: never known, deleted, or malformed.
 var ErrUnknownSubject = errors.New("unknown subject")

@@ -4,6 +4,7 @@
 //	garde check-config FILE       validate a configuration file and exit
 //	garde hash-password           read a password on stdin, print its argon2id hash
 //	garde keys ...                list or revoke a person's keys, issue an enrollment code
+//	garde policy test ...         explain the access decision for a hypothetical sign-in
 //	garde version                 print the version
 package main
 
@@ -52,6 +53,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return keysCommand(args[1:], stdout, stderr)
 	case "audit":
 		return auditCommand(args[1:], stdout, stderr)
+	case "policy":
+		return policyCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "garde", version)
 		return 0
@@ -75,6 +78,8 @@ Usage:
                                 manage a person's security keys and enrollment codes
   garde audit verify [--config FILE]
                                 check the audit trail's hash chain and signed checkpoints
+  garde policy test --app ID [--person USERNAME] [--zone Z] [--level L] ...
+                                explain the access decision for a hypothetical sign-in
   garde version                 print the version
 `)
 }

@@ -102,3 +102,33 @@ func (c *Connector) findSubject(ctx context.Context, subject string) (*goldap.En
 	}
 	return entry, nil
 }
+
+var _ connectors.UsernameLookup = (*Connector)(nil)
+
+// LookupUsername implements connectors.UsernameLookup: it finds the entry
+// Login would find for username (UserFilter, the username escaped) with the
+// service account, refuses disabled, locked and expired accounts as Lookup
+// does, and reads the identity as Login does. Nothing is proven.
+func (c *Connector) LookupUsername(ctx context.Context, username string) (connectors.Identity, error) {
+	if username == "" || len(username) > maxUsernameLen || !utf8.ValidString(username) || strings.ContainsRune(username, 0) {
+		return connectors.Identity{}, fmt.Errorf("ldap: %w", connectors.ErrUnknownSubject)
+	}
+	entry, err := c.findUser(ctx, username)
+	if errors.Is(err, errNoUser) {
+		return connectors.Identity{}, fmt.Errorf("ldap: %w", connectors.ErrUnknownSubject)
+	}
+	if err != nil {
+		return connectors.Identity{}, c.unavailable("lookup", err)
+	}
+	if err := accountState(stateOf(entry), c.cfg.Now(), false); err != nil {
+		return connectors.Identity{}, fmt.Errorf("ldap: %w", err)
+	}
+	id, err := c.identity(ctx, entry)
+	if err != nil {
+		return connectors.Identity{}, err
+	}
+	if id.Username == "" {
+		id.Username = username
+	}
+	return id, nil
+}

@@ -405,3 +405,38 @@ func TestLookupDirectoryHung(t *testing.T) {
 func slapdFiletimeForTest(t time.Time) string {
 	return strconv.FormatInt(t.UnixNano()/100+filetimeUnixEpoch, 10)
 }
+
+func TestLookupUsername(t *testing.T) {
+	s := testutil.StartSlapd(t)
+	ctx := context.Background()
+	c := open(t, ldapsConfig(s))
+	var ul connectors.UsernameLookup = c
+	for _, u := range []testutil.SlapdUser{testutil.SlapdJDupont, testutil.SlapdPMartin, testutil.SlapdMustChange} {
+		id, err := ul.LookupUsername(ctx, u.Username)
+		if err != nil {
+			t.Errorf("LookupUsername(%s): %v", u.Username, err)
+			continue
+		}
+		if want := wantLookup(u); !reflect.DeepEqual(id, want) {
+			t.Errorf("LookupUsername(%s) =\n %+v\nwant\n %+v", u.Username, id, want)
+		}
+	}
+	for _, tc := range []struct {
+		u    testutil.SlapdUser
+		want error
+	}{
+		{testutil.SlapdDisabled, connectors.ErrAccountDisabled},
+		{testutil.SlapdLocked, connectors.ErrAccountLocked},
+		{testutil.SlapdExpired, connectors.ErrAccountExpired},
+	} {
+		if _, err := c.LookupUsername(ctx, tc.u.Username); !errors.Is(err, tc.want) {
+			t.Errorf("LookupUsername(%s) = %v, want %v", tc.u.Username, err, tc.want)
+		}
+	}
+	// Unknown names and filter injection find nobody.
+	for _, name := range []string{"", "nobody", "*", "jdup*", "*)(uid=*", ")(", "\x00", "\xff", strings.Repeat("a", 5000), testutil.SlapdJDupont.GUID} {
+		if id, err := c.LookupUsername(ctx, name); !errors.Is(err, connectors.ErrUnknownSubject) || id.Subject != "" {
+			t.Errorf("LookupUsername(%q) = %+v, %v; want ErrUnknownSubject", name, id, err)
+		}
+	}
+}

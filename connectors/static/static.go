@@ -60,6 +60,7 @@ var (
 	_ connectors.PasswordConnector = (*Connector)(nil)
 	_ connectors.LookupConnector   = (*Connector)(nil)
 	_ connectors.NationalIDLookup  = (*Connector)(nil)
+	_ connectors.UsernameLookup    = (*Connector)(nil)
 )
 
 // New validates people and returns the connector. Usernames are matched
@@ -151,6 +152,12 @@ func (c *Connector) Lookup(ctx context.Context, subject string) (connectors.Iden
 		return connectors.Identity{}, fmt.Errorf("static: %w", connectors.ErrUnknownSubject)
 	}
 	return acct.identity(c.id), nil
+}
+
+// LookupUsername implements connectors.UsernameLookup: in the static
+// directory the subject is the username.
+func (c *Connector) LookupUsername(ctx context.Context, username string) (connectors.Identity, error) {
+	return c.Lookup(ctx, username)
 }
 
 // identity is the account's identity, without how the person

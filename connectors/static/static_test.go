@@ -279,3 +279,21 @@ func TestLookupNationalID(t *testing.T) {
 		}
 	}
 }
+
+func TestLookupUsername(t *testing.T) {
+	c, err := New("demo", []Person{{Username: "Jdupont", PasswordHash: cheapHash(t, "Jeanne-1!"), Groups: []string{"medecins"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ul connectors.UsernameLookup = c
+	ctx := context.Background()
+	id, err := ul.LookupUsername(ctx, "jdupont")
+	if err != nil || id.Subject != "Jdupont" || id.Connector != "demo" || id.Groups[0] != "medecins" || len(id.AMR) != 0 || id.Assurance != assurance.None {
+		t.Errorf("LookupUsername = %+v, %v", id, err)
+	}
+	for _, name := range []string{"", "nobody", "*", "jdupont "} {
+		if _, err := ul.LookupUsername(ctx, name); !errors.Is(err, connectors.ErrUnknownSubject) {
+			t.Errorf("LookupUsername(%q) = %v, want ErrUnknownSubject", name, err)
+		}
+	}
+}
