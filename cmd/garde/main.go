@@ -74,6 +74,10 @@ Usage:
                                 manage a person's security keys and enrollment codes
   garde audit verify [--config FILE]
                                 check the audit trail's hash chain and signed checkpoints
+  garde audit query [--person --app --type --outcome --since --until --addr --format table|csv|json|jsonl]
+                                print or export audit events
+  garde audit purge --before DATE [--yes]
+                                delete audit events older than DATE, up to a signed checkpoint
   garde version                 print the version
 `)
 }
