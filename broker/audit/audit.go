@@ -66,11 +66,18 @@ type Recorder struct {
 	abandon     chan struct{}
 	abandonOnce sync.Once
 	observe     func(store.AuditEvent)
+	written     []func()
 }
 
 // Observe registers fn to see every recorded event as it is recorded (for
 // metrics). Call it before the first Record.
 func (r *Recorder) Observe(fn func(store.AuditEvent)) { r.observe = fn }
+
+// AfterWrite registers fn to be called after each batch of events is
+// stored (e.g. siem.Exporter.Notify, so that the SIEM gets events without
+// waiting for its next poll). fn runs on the writer goroutine: it must not
+// block. Call it before the first Record.
+func (r *Recorder) AfterWrite(fn func()) { r.written = append(r.written, fn) }
 
 // item is an event, or a flush marker the writer acknowledges once
 // everything queued before it is written.
@@ -165,6 +172,9 @@ func (r *Recorder) write(batch []store.AuditEvent) {
 		err := r.log.AppendAuditEvents(ctx, batch)
 		cancel()
 		if err == nil {
+			for _, fn := range r.written {
+				fn()
+			}
 			return
 		}
 		r.logger.Error("audit: writing events failed; retrying", "events", len(batch), "attempt", attempt, "err", err)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -83,6 +84,10 @@ type CheckpointReport struct {
 	Problem string
 	// Latest is the last good checkpoint (zero when none).
 	Latest store.AuditCheckpoint
+	// Anchor is the event the chain starts after since old events were
+	// purged (0 when none were). A good anchor is signed by a stored
+	// checkpoint (kept by the purge) and recorded by an audit.purged event.
+	Anchor int64
 }
 
 // CheckpointReport problems.
@@ -98,6 +103,16 @@ const (
 	// CheckpointHashMismatch: the signed event's stored hash differs from
 	// the signed one: the chain up to it was rewritten.
 	CheckpointHashMismatch = "hash_mismatch"
+	// CheckpointAnchorUnsigned: the chain starts from a purge anchor that
+	// no good checkpoint signs: the anchor's checkpoint was deleted, or
+	// events were deleted and the anchor set by hand (a faked purge).
+	// FirstBad is 0 and EventID is the anchor.
+	CheckpointAnchorUnsigned = "anchor_unsigned"
+	// CheckpointPurgeUnrecorded: the anchor is signed, but no audit.purged
+	// event records a purge through it: events were deleted up to a
+	// checkpoint behind Garde's back. FirstBad is 0 and EventID is the
+	// anchor.
+	CheckpointPurgeUnrecorded = "purge_unrecorded"
 )
 
 // ChainStore is what checkpoints are made from and checked against.
@@ -117,6 +132,14 @@ type ChainStore interface {
 func VerifyCheckpoints(ctx context.Context, s ChainStore, pub ed25519.PublicKey) (CheckpointReport, error) {
 	var rep CheckpointReport
 	keyID := CheckpointKeyID(pub)
+	var anchorHash []byte
+	if r, ok := s.(store.AuditRetention); ok {
+		var err error
+		if rep.Anchor, anchorHash, err = r.AuditChainAnchor(ctx); err != nil {
+			return rep, err
+		}
+	}
+	anchorSigned := false
 	var after int64
 	for {
 		page, err := s.ListAuditCheckpoints(ctx, after, 500)
@@ -124,11 +147,20 @@ func VerifyCheckpoints(ctx context.Context, s ChainStore, pub ed25519.PublicKey)
 			return rep, err
 		}
 		if len(page) == 0 {
-			return rep, nil
+			break
 		}
 		for _, c := range page {
 			after = c.ID
 			problem, err := checkCheckpoint(ctx, s, pub, keyID, c)
+			if problem == CheckpointEventMissing && rep.Anchor > 0 && c.EventID == rep.Anchor {
+				// The anchor's event was purged: its checkpoint is
+				// checked against the hash the chain now starts from.
+				problem = ""
+				if !bytes.Equal(c.Hash, anchorHash) {
+					problem = CheckpointHashMismatch
+				}
+				anchorSigned = problem == ""
+			}
 			if err != nil {
 				return rep, err
 			}
@@ -138,6 +170,43 @@ func VerifyCheckpoints(ctx context.Context, s ChainStore, pub ed25519.PublicKey)
 			}
 			rep.Checked++
 			rep.Latest = c
+		}
+	}
+	if rep.Anchor == 0 {
+		return rep, nil
+	}
+	if !anchorSigned {
+		rep.EventID, rep.Problem = rep.Anchor, CheckpointAnchorUnsigned
+		return rep, nil
+	}
+	recorded, err := purgeRecorded(ctx, s, rep.Anchor)
+	if err != nil {
+		return rep, err
+	}
+	if !recorded {
+		rep.EventID, rep.Problem = rep.Anchor, CheckpointPurgeUnrecorded
+	}
+	return rep, nil
+}
+
+// purgeRecorded looks for the audit.purged event of the purge through
+// anchor: it is chained after the anchor, so the chain vouches for it.
+func purgeRecorded(ctx context.Context, s store.AuditLog, anchor int64) (bool, error) {
+	want := strconv.FormatInt(anchor, 10)
+	after := anchor
+	for {
+		page, err := s.ListAuditEvents(ctx, store.AuditQuery{Type: Purged, AfterID: after, Limit: 500})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range page {
+			if e.Details["through"] == want {
+				return true, nil
+			}
+			after = e.ID
+		}
+		if len(page) < 500 {
+			return false, nil
 		}
 	}
 }

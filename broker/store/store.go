@@ -68,6 +68,8 @@ type Durable interface {
 	RefreshTokens
 	AuditLog
 	AuditChain
+	AuditRetention
+	AuditExportCursors
 	WebAuthnCredentials
 	EnrollmentCodes
 	IdentityLinks
@@ -188,6 +190,15 @@ type AuditQuery struct {
 	AfterID int64
 	// Limit caps the result (0 means 100).
 	Limit int
+	// Types selects events of any of these types (in addition to Type,
+	// when both are set: an event must match both).
+	Types []string
+	// ClientAddr selects by client address: an exact address
+	// ("10.1.2.3", "2001:db8::1"), or a CIDR prefix ("10.1.0.0/16"), which
+	// matches every stored address inside it (events whose ClientAddr is
+	// not an IP address never match a prefix). ParseAuditAddrFilter
+	// checks it.
+	ClientAddr string
 }
 
 // AuditLog appends to and reads the audit trail.
@@ -217,6 +228,13 @@ type ChainReport struct {
 	// was checked): the head of the verified chain.
 	LastID   int64
 	LastHash []byte
+	// Anchor and AnchorHash are set when old events were purged
+	// (AuditRetention): the chain then starts at Anchor+1, whose PrevHash
+	// must be AnchorHash, the hash of the last purged event. The store
+	// only links to it; package audit checks that a signed checkpoint
+	// vouches for it.
+	Anchor     int64
+	AnchorHash []byte
 }
 
 // ChainReport problems.
@@ -310,4 +328,41 @@ type IdentityLinks interface {
 	ListIdentityLinks(ctx context.Context, person string) ([]IdentityLink, error)
 	// DeleteIdentityLink removes a link; ErrNotFound if there was none.
 	DeleteIdentityLink(ctx context.Context, source, sourceSubject string) error
+}
+
+// AuditRetention deletes the oldest part of the audit trail without making
+// the rest unverifiable: the cut is made at an event a signed checkpoint
+// vouches for (an anchor), and the chain then verifies from it.
+type AuditRetention interface {
+	// PurgeAuditEvents, in one transaction under the append lock: deletes
+	// every event with ID <= anchor.EventID and the checkpoints of events
+	// before it (anchor's own is kept), records anchor.EventID and
+	// anchor.Hash as the chain's anchor, and appends record to the chain
+	// (the purge is itself audited). It refuses, with ErrConflict and
+	// nothing changed, when anchor is not a stored checkpoint or its event
+	// is not stored with its hash, or when a later anchor is already set.
+	// It returns how many events it deleted.
+	PurgeAuditEvents(ctx context.Context, anchor AuditCheckpoint, record AuditEvent) (int64, error)
+	// AuditChainAnchor returns the anchor of the last purge: 0 and nil when
+	// nothing was ever purged.
+	AuditChainAnchor(ctx context.Context) (id int64, hash []byte, err error)
+}
+
+// AuditExportCursors records, per SIEM sink, the last exported event and
+// which replica exports (a lease), so that one replica at a time exports
+// to a sink and a restart resumes where export stopped.
+type AuditExportCursors interface {
+	// AuditExportCursor returns the ID of the last event exported to sink
+	// (0 when none).
+	AuditExportCursor(ctx context.Context, sink string) (int64, error)
+	// AdvanceAuditExportCursor moves sink's cursor to id, never backwards.
+	AdvanceAuditExportCursor(ctx context.Context, sink string, id int64) error
+	// AcquireAuditExportLease makes holder the exporter of sink until
+	// now+ttl if the lease is free, expired (before now) or already
+	// holder's (a renewal). It reports whether holder holds it. Of
+	// concurrent callers at most one gets true.
+	AcquireAuditExportLease(ctx context.Context, sink, holder string, now time.Time, ttl time.Duration) (bool, error)
+	// ReleaseAuditExportLease gives up holder's lease on sink, if it holds
+	// it, so that another replica takes over at once.
+	ReleaseAuditExportLease(ctx context.Context, sink, holder string) error
 }

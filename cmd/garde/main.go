@@ -80,6 +80,10 @@ Usage:
                                 check the audit trail's hash chain and signed checkpoints
   garde policy test --app ID [--person USERNAME] [--zone Z] [--level L] ...
                                 explain the access decision for a hypothetical sign-in
+  garde audit query [--person --app --type --outcome --since --until --addr --format table|csv|json|jsonl]
+                                print or export audit events
+  garde audit purge --before DATE [--yes]
+                                delete audit events older than DATE, up to a signed checkpoint
   garde version                 print the version
 `)
 }

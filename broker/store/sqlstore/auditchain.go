@@ -52,11 +52,19 @@ func (s *Store) AuditChainHead(ctx context.Context) (int64, []byte, error) {
 //     ChainAltered).
 func (s *Store) VerifyAuditChain(ctx context.Context, fromID int64) (store.ChainReport, error) {
 	var rep store.ChainReport
-	if err := s.db.QueryRowContext(ctx, s.q.auditChainStart).Scan(&rep.Start); err != nil {
+	if err := s.db.QueryRowContext(ctx, s.q.auditChainStart).Scan(&rep.Start, &rep.Anchor, &rep.AnchorHash); err != nil {
 		return rep, fmt.Errorf("sqlstore: verify audit chain: chain start: %w", err)
 	}
-	next := max(fromID, rep.Start)
 	prev := store.AuditGenesis
+	if rep.Anchor > 0 {
+		// Old events were purged: the chain goes on from the anchor.
+		if len(rep.AnchorHash) != store.AuditHashSize {
+			return bad(rep, rep.Anchor+1, store.ChainAltered), nil
+		}
+		rep.Start = max(rep.Start, rep.Anchor+1)
+		prev = rep.AnchorHash
+	}
+	next := max(fromID, rep.Start)
 	if next > rep.Start {
 		// Anchor on the stored hash of the event before fromID.
 		var h []byte

@@ -36,6 +36,8 @@ type queries struct {
 	deleteToken, revokeFamily, revokeSession, deleteExpired string
 	insertAudit, auditHead, auditHash, auditChainStart      string
 	auditChainPage, auditFindHash                           string
+	auditAnchor                                             string
+	ac                                                      auditQueries
 	insertCheckpoint, latestCheckpoint, listCheckpoints     string
 	wa                                                      webauthnQueries
 	links                                                   linkQueries
@@ -73,7 +75,8 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 		insertAudit:     r(`INSERT INTO audit_events (` + auditColumns + `, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		auditHead:       r(`SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1`),
 		auditHash:       r(`SELECT hash FROM audit_events WHERE id = ?`),
-		auditChainStart: r(`SELECT first_id FROM audit_chain`),
+		auditChainStart: r(`SELECT first_id, anchor_id, anchor_hash FROM audit_chain`),
+		auditAnchor:     r(`SELECT anchor_id, anchor_hash FROM audit_chain`),
 		auditChainPage:  r(`SELECT ` + auditColumns + `, prev_hash, hash FROM audit_events WHERE id >= ? ORDER BY id LIMIT ?`),
 		auditFindHash:   r(`SELECT id FROM audit_events WHERE hash = ? ORDER BY id LIMIT 1`),
 
@@ -83,6 +86,7 @@ func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 
 		wa:    newWebAuthnQueries(r),
 		links: newLinkQueries(r),
+		ac:    newAuditQueries(r),
 	}
 	return s, nil
 }
@@ -271,14 +275,46 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events []store.AuditEvent
 			_ = tx.Rollback()
 		}
 	}()
-	if s.d.AuditLock != "" {
-		if _, err := tx.ExecContext(ctx, s.d.AuditLock); err != nil {
-			return fmt.Errorf("sqlstore: append audit events: lock: %w", err)
-		}
+	if err := s.lockAudit(ctx, tx); err != nil {
+		return fmt.Errorf("sqlstore: append audit events: %w", err)
 	}
+	if err := s.appendAuditTx(ctx, tx, events); err != nil {
+		return fmt.Errorf("sqlstore: append audit events: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: append audit events: commit: %w", err)
+	}
+	return nil
+}
+
+// lockAudit takes the dialect's audit append lock in tx (see
+// AppendAuditEvents).
+func (s *Store) lockAudit(ctx context.Context, tx *sql.Tx) error {
+	if s.d.AuditLock == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.d.AuditLock); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	return nil
+}
+
+// appendAuditTx chains and inserts events in tx, which holds the audit
+// lock.
+func (s *Store) appendAuditTx(ctx context.Context, tx *sql.Tx, events []store.AuditEvent) error {
 	lastID, prev, err := scanHead(tx.QueryRowContext(ctx, s.q.auditHead))
 	if err != nil {
-		return fmt.Errorf("sqlstore: append audit events: chain head: %w", err)
+		return fmt.Errorf("chain head: %w", err)
+	}
+	// After a purge that left no event, or none past the anchor, the
+	// chain continues from the anchor: the next event links to the last
+	// purged one and takes the ID after it.
+	anchorID, anchorHash, err := s.anchorTx(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if anchorID > 0 && lastID <= anchorID {
+		lastID, prev = anchorID, anchorHash
 	}
 	if len(prev) != store.AuditHashSize {
 		// No event yet, or the last one predates the chain: start it.
@@ -286,30 +322,27 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events []store.AuditEvent
 	}
 	stmt, err := tx.PrepareContext(ctx, s.q.insertAudit)
 	if err != nil {
-		return fmt.Errorf("sqlstore: append audit events: %w", err)
+		return err
 	}
 	defer stmt.Close()
 	for i, e := range events {
 		details, hashed, err := encodeDetails(e.Details)
 		if err != nil {
-			return fmt.Errorf("sqlstore: append audit events: details: %w", err)
+			return fmt.Errorf("details: %w", err)
 		}
 		e.ID = lastID + 1 + int64(i)
 		e.Details = hashed
 		h := store.AuditEventHash(prev, e)
 		if _, err := stmt.ExecContext(ctx, e.ID, s.d.timeArg(e.Time), e.Type, e.Person, e.App,
 			e.ClientAddr, e.Outcome, e.Reason, e.SessionID, details, prev, h); err != nil {
-			return fmt.Errorf("sqlstore: append audit events: %w", err)
+			return err
 		}
 		prev = h
 	}
 	if s.d.AuditSequenceSync != "" {
 		if _, err := tx.ExecContext(ctx, s.d.AuditSequenceSync, lastID+int64(len(events))); err != nil {
-			return fmt.Errorf("sqlstore: append audit events: sequence: %w", err)
+			return fmt.Errorf("sequence: %w", err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlstore: append audit events: commit: %w", err)
 	}
 	return nil
 }
@@ -344,9 +377,9 @@ func encodeDetails(d map[string]string) (string, map[string]string, error) {
 func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]store.AuditEvent, error) {
 	var where []string
 	var args []any
-	add := func(cond string, arg any) {
+	add := func(cond string, arg ...any) {
 		where = append(where, cond)
-		args = append(args, arg)
+		args = append(args, arg...)
 	}
 	if q.Person != "" {
 		add("person = ?", q.Person)
@@ -357,6 +390,14 @@ func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]stor
 	if q.Type != "" {
 		add("type = ?", q.Type)
 	}
+	if len(q.Types) > 0 {
+		marks := strings.TrimSuffix(strings.Repeat("?, ", len(q.Types)), ", ")
+		types := make([]any, len(q.Types))
+		for i, t := range q.Types {
+			types[i] = t
+		}
+		add("type IN ("+marks+")", types...)
+	}
 	if q.Outcome != "" {
 		add("outcome = ?", q.Outcome)
 	}
@@ -366,21 +407,56 @@ func (s *Store) ListAuditEvents(ctx context.Context, q store.AuditQuery) ([]stor
 	if !q.Until.IsZero() {
 		add("time < ?", s.d.timeArg(q.Until))
 	}
-	if q.AfterID != 0 {
-		add("id > ?", q.AfterID)
+	var addr store.AuditAddrFilter
+	if q.ClientAddr != "" {
+		var err error
+		if addr, err = store.ParseAuditAddrFilter(q.ClientAddr); err != nil {
+			return nil, fmt.Errorf("sqlstore: list audit events: %w", err)
+		}
+		switch {
+		case !addr.IsPrefix():
+			add("client_addr = ?", addr.Exact)
+		case addr.Like != "":
+			add("client_addr LIKE ?", addr.Like)
+		}
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultAuditLimit
 	}
-	query := `SELECT ` + auditColumns + `, prev_hash, hash FROM audit_events`
+	query := `SELECT ` + auditColumns + `, prev_hash, hash FROM audit_events WHERE id > ?`
 	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, ` AND `)
+		query += ` AND ` + strings.Join(where, ` AND `)
 	}
-	query += ` ORDER BY id LIMIT ?`
-	args = append(args, limit)
-
-	return queryAll(ctx, s, "list audit events", s.d.rebind(query), scanAuditEvent, args...)
+	query = s.d.rebind(query + ` ORDER BY id LIMIT ?`)
+	if !addr.IsPrefix() {
+		return queryAll(ctx, s, "list audit events", query, scanAuditEvent, append([]any{q.AfterID}, append(args, limit)...)...)
+	}
+	// A CIDR prefix cannot be matched on the text column in SQL that both
+	// databases share: read pages (narrowed by the textual pre-filter when
+	// there is one) and match the addresses here, until the page is full
+	// or the events run out.
+	page := max(limit, 500)
+	after := q.AfterID
+	var out []store.AuditEvent
+	for {
+		got, err := queryAll(ctx, s, "list audit events", query, scanAuditEvent, append([]any{after}, append(args, page)...)...)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range got {
+			if addr.Match(e.ClientAddr) {
+				out = append(out, e)
+				if len(out) == limit {
+					return out, nil
+				}
+			}
+		}
+		if len(got) < page {
+			return out, nil
+		}
+		after = got[len(got)-1].ID
+	}
 }
 
 // scanAuditEvent reads auditColumns, prev_hash, hash.

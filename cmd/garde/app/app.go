@@ -105,6 +105,8 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		return nil, err
 	}
 	a.closers = append(a.closers, func(context.Context) error { return a.Ephemeral.Close() })
+	metrics := newMetrics()
+	a.instrumentStores(metrics)
 
 	// Checkpoints sign the audit chain's head with a key derived from the
 	// master key. Stopped after the recorder has flushed (closers run in
@@ -125,7 +127,6 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	})
 
 	a.Audit = audit.New(a.Durable, o.Logger, o.Clock, 0)
-	metrics := newMetrics()
 	a.Audit.Observe(metrics.observe)
 	// Registered before the stores' closers run (closers run in reverse):
 	// queued events are written before the database closes. A database
@@ -135,6 +136,9 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		defer cancel()
 		return a.Audit.Close(ctx)
 	})
+	if err := a.startAudit(cfg, master, metrics, o); err != nil {
+		return nil, err
+	}
 
 	longest := max(cfg.Tokens.AccessTokenLifetime, cfg.Tokens.IDTokenLifetime)
 	for _, c := range cfg.Clients {
