@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/internal/assurance"
@@ -161,18 +163,26 @@ func TestCardSignIn(t *testing.T) {
 			t.Errorf("oid changed between sign-ins: %v", err)
 		}
 
-		// A password-only session does not satisfy it: the login page is
-		// shown again (where a card works), and a password sign-in is
-		// refused with the spec's error, not answered with a weaker token.
+		// A password-only session does not satisfy it: the person is asked
+		// for only what is missing — the card, not the password again —
+		// and a password posted anyway is refused.
 		a = d.authURL()
 		p := pw.get(a.url)
-		if !strings.Contains(p.body, `id="signin-card-0"`) {
-			t.Fatalf("password session for the delegation client: %d, want the login page offering the card", p.status)
+		if !strings.Contains(p.body, `id="signin-card-0"`) || strings.Contains(p.body, `name="password"`) ||
+			!strings.Contains(p.body, `id="login-stepup"`) {
+			t.Fatalf("password session for the delegation client: %d, want a step-up page offering only the card:\n%s", p.status, truncate(p.body))
 		}
-		p = pw.login(p, jdupont.Username, jdupont.Password)
-		loc := p.location()
-		if p.status != http.StatusSeeOther || loc == nil || loc.Query().Get("error") != "access_denied" {
-			t.Fatalf("password session for the delegation client: %d %v, want a redirect with error=access_denied", p.status, loc)
+		_, form := p.form(t)
+		form.Set("username", jdupont.Username)
+		form.Set("password", jdupont.Password)
+		if got := pw.post(g.issuer+"/login", form, g.issuer); got.status != http.StatusBadRequest {
+			t.Errorf("password posted to a card-only step-up: %d, want 400", got.status)
+		}
+		// With prompt=none the application gets the spec's error at once.
+		a = d.authURL(oauth2.SetAuthURLParam("prompt", "none"))
+		p = pw.get(a.url)
+		if loc := p.location(); p.status != http.StatusSeeOther || loc == nil || loc.Query().Get("error") != "login_required" {
+			t.Errorf("prompt=none with a password session: %d %v, want error=login_required", p.status, loc)
 		}
 	})
 

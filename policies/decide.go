@@ -76,7 +76,8 @@ func (e *Engine) Decide(in Input) Decision {
 			"application "+in.App+" has no rules of its own: only the defaults apply")
 	}
 	accepted := e.accepted(ca)
-	reach := reachOf(accepted)
+	usable := e.usable(accepted)
+	reach := reachOf(usable)
 	zones := e.zonesOf(in.ClientAddr)
 	t.add("request", "zone", true, "none", "réseau : "+strings.Join(zones, ", "), "network zone: "+strings.Join(zones, ", "))
 
@@ -218,7 +219,7 @@ func (e *Engine) Decide(in Input) Decision {
 				"emergency access (break-glass) is possible for this application")
 			if !levelOK || !methodsOK {
 				d.Level = max(floor, assurance.Low)
-				d.Methods = reaching(accepted, d.Level)
+				d.Methods = reaching(usable, d.Level)
 			}
 			d.MessageFR, d.MessageEN = first.fr, first.en
 			return finish(EmergencyEligible, first.reason)
@@ -229,11 +230,11 @@ func (e *Engine) Decide(in Input) Decision {
 	}
 	if !methodsOK {
 		d.Level = max(floor, assurance.Low)
-		d.Methods = reaching(accepted, d.Level)
+		d.Methods = reaching(usable, d.Level)
 		return finish(StepUp, "method_not_accepted")
 	}
 	if !levelOK {
-		d.Methods = reaching(accepted, floor)
+		d.Methods = reaching(usable, floor)
 		return finish(StepUp, "level_too_low")
 	}
 	if len(t.steps) > 0 {

@@ -22,6 +22,8 @@ type Engine struct {
 	apps     map[string]*compiledApp
 	cel      *celEnv
 	logger   *slog.Logger
+	// available are the methods this deployment offers (nil: all).
+	available []string
 }
 
 type compiledRules struct {
@@ -43,6 +45,23 @@ type Option func(*Engine)
 
 // WithLogger logs conditions that fail to evaluate (they deny).
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.logger = l } }
+
+// WithAvailableMethods says which methods this deployment offers (no card
+// connector: no "card"; WebAuthn off: no "key" nor "passkey"). A level only
+// unavailable methods reach is not asked for: a voluntary request is
+// capped to what can be reached here, an essential one is refused, and a
+// step-up only names methods a person can use.
+func WithAvailableMethods(methods []string) Option {
+	return func(e *Engine) { e.available = slices.Clone(methods) }
+}
+
+// usable are the accepted methods this deployment offers.
+func (e *Engine) usable(accepted []string) []string {
+	if e.available == nil {
+		return accepted
+	}
+	return intersect(accepted, e.available)
+}
 
 // RuleError is a problem in one rule, located so that the configuration
 // can name the file and line: App is "" for the defaults, Path is relative

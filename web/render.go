@@ -81,6 +81,25 @@ type LoginPage struct {
 	// Options are the card and Pro Santé Connect methods, shown before
 	// the password.
 	Options []LoginOption
+	// StepUp, when set, says why a signed-in person is asked for a
+	// stronger method (the application's policy, in both languages); the
+	// page then offers only the methods that get there.
+	StepUp *Explanation
+	// HidePassword leaves out the password form (a step-up that a
+	// password cannot satisfy).
+	HidePassword bool
+}
+
+// Explanation is a policy's text for a person, in both languages (the
+// policy engine writes them; Render picks the request's).
+type Explanation struct{ FR, EN string }
+
+// In returns the explanation in lang.
+func (x Explanation) In(lang string) string {
+	if lang == LangEN && x.EN != "" {
+		return x.EN
+	}
+	return x.FR
 }
 
 // SecondFactorPage is the view model of "Confirmez avec votre clé de
@@ -200,6 +219,12 @@ type ErrorPage struct {
 	Ref string
 	// Args fill the message's %[n]v verbs, if it has any.
 	Args []any
+	// Explanation, when set, is the first argument, in the request's
+	// language (a policy's reason for MsgPolicyDenied).
+	Explanation *Explanation
+	// ContinueURL, when set, is offered as "back to the application" (it
+	// carries the refusal to the application).
+	ContinueURL string
 }
 
 // LogoutConfirmPage is the view model of "Voulez-vous vous déconnecter ?".
@@ -279,6 +304,7 @@ var templateFiles = map[string]string{
 	PageKeyRemoveConfirm: "key_remove_confirm.html",
 	PageLink:             "login_link.html",
 	PageSAMLPost:         "saml_post.html",
+	PageEmergency:        "emergency.html",
 }
 
 // NewRenderer parses the embedded templates and translations once. It fails
@@ -539,9 +565,31 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 		if p.Error != "" {
 			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
 		}
+		if p.StepUp != nil {
+			v.Text.Notice = p.StepUp.In(lang)
+		}
 		if p.Passkeys {
 			v.Script = r.js
 		}
+		v.Page = p
+	case PageLink:
+		p, ok := deref[LinkPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		}
+		if p.Error != "" {
+			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
+		}
+		v.Page = p
+	case PageEmergency:
+		p, ok := deref[EmergencyPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		}
+		if p.Error != "" {
+			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
+		}
+		v.Text.Notice = p.Denial.In(lang)
 		v.Page = p
 	case PageSecondFactor:
 		p, ok := deref[SecondFactorPage](data)
@@ -642,9 +690,13 @@ func (r *Renderer) errorTexts(lang string, p ErrorPage) texts {
 	if !r.cat.has(next) {
 		next = "ui.error.next"
 	}
+	args := p.Args
+	if p.Explanation != nil {
+		args = append([]any{p.Explanation.In(lang)}, args...)
+	}
 	return texts{
 		Title:   r.cat.text(lang, title),
-		Message: r.cat.text(lang, msg, p.Args...),
+		Message: r.cat.text(lang, msg, args...),
 		Next:    r.cat.text(lang, next),
 	}
 }
@@ -700,3 +752,7 @@ func langLinks(req *http.Request, current string, cat catalog) []langLink {
 func newRef() string {
 	return rand.Text()[:12]
 }
+
+// NewRef returns a reference id for an error page, to put in the log line
+// that explains it too.
+func NewRef() string { return newRef() }

@@ -54,5 +54,42 @@ func upstreamMessageKeys() []string {
 		MsgCardMissing, MsgCardRevoked, MsgCardExpired, MsgCardUntrusted,
 		MsgCardRevocationUnknown, MsgCardRefused, MsgUpstreamFailed,
 		MsgNoLocalAccount, MsgLinkAmbiguous, MsgLinkMismatch,
+		MsgEmergencyJustification, MsgEmergencyLimit, MsgPolicyDenied,
 	}
 }
+
+// PageEmergency is "Accès refusé — déclarer un accès en urgence (bris de
+// glace)". Data: EmergencyPage.
+const PageEmergency = "emergency"
+
+// EmergencyPage is the view model of the emergency declaration.
+type EmergencyPage struct {
+	// App is the application's display name.
+	App string
+	// Denial is why the person was refused (the policy's text).
+	Denial Explanation
+	// Reasons are the TRE_R248 access modes the person may declare
+	// (bris_de_glace, centre_15); each has a text "ui.emergency.reason.<code>".
+	Reasons []string
+	// Minutes is how long the emergency access lasts.
+	Minutes int
+	// FlowID, StepToken and CSRFToken go back in hidden fields.
+	FlowID    string
+	StepToken string
+	CSRFToken string
+	// Reason and Justification re-display what was typed.
+	Reason        string
+	Justification string
+	// Error is a message KEY; empty shows none.
+	Error  string
+	Action string
+}
+
+// Message keys of the emergency declaration.
+const (
+	MsgEmergencyJustification = "emergency_justification"
+	MsgEmergencyLimit         = "emergency_limit_reached"
+	// MsgPolicyDenied heads the page of a policy refusal; its text is the
+	// policy's own (ErrorPage.Args: the French text, then the English).
+	MsgPolicyDenied = "policy_denied"
+)

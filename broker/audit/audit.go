@@ -45,6 +45,16 @@ const (
 	// a link could not be made (Reason says why).
 	IdentityLinked      = "identity.linked"
 	IdentityLinkRefused = "identity.link_refused"
+	// StepUpRequired: a signed-in person was asked for a stronger method
+	// for an application (Reason: the policy's; Details: from, to,
+	// methods).
+	StepUpRequired = "signin.step_up"
+	// EmergencyDeclared: an emergency access (bris de glace) was declared
+	// (Reason: the TRE_R248 access mode; Details: justification,
+	// denied_for, until, severity=high). EmergencyReviewed: an auditor
+	// acknowledged one (Details: event_id, comment, by).
+	EmergencyDeclared = "emergency.declared"
+	EmergencyReviewed = "emergency.reviewed"
 )
 
 // Outcomes.

@@ -85,6 +85,11 @@ type Options struct {
 	PublicURL string
 	// Signout ends sessions for back-channel logout.
 	Signout *signout.Signout
+	// Policy decides who may enter which application (nil: everyone
+	// signed in).
+	Policy *policies.Engine
+	// Alert is called, at once, when someone declares an emergency access.
+	Alert func(EmergencyAlert)
 }
 
 // Engine runs sign-in flows.
@@ -115,6 +120,8 @@ type Engine struct {
 	linker    *linking.Linker
 	publicURL string
 	signout   *signout.Signout
+	policy    *policies.Engine
+	alert     func(EmergencyAlert)
 }
 
 // New returns an Engine.
@@ -128,6 +135,7 @@ func New(o Options) *Engine {
 		graceUntil: o.GraceUntil,
 		redirects:  o.Redirects, cards: o.Cards, linker: o.Linker,
 		publicURL: strings.TrimSuffix(o.PublicURL, "/"), signout: o.Signout,
+		policy: o.Policy, alert: o.Alert,
 	}
 	if e.keys == nil {
 		e.secondFactor = "off"
@@ -219,41 +227,62 @@ func (e *Engine) requiredLevel(req Request) assurance.Level {
 }
 
 // Authorize answers a validated sign-in request: from the SSO session when
-// it suffices, else by starting a flow and pointing to the login page.
+// it suffices, by asking only for what is missing when it is too weak
+// (step-up), with the emergency declaration when the policy allows one,
+// else by starting a flow and pointing to the login page.
 func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) (Result, error) {
 	ctx := r.Context()
 	if req.RequestedAt.IsZero() {
 		req.RequestedAt = e.now().UTC()
 	}
 	s, secret := e.currentSession(ctx, r)
-	if s != nil && e.suffices(s, req) && s.Level >= e.requiredLevel(req) && (!req.PhishingResistant || PhishingResistant(s.Identity.Method, s.AMR)) {
-		if err := e.grant(ctx, r, s, secret, req); err != nil {
-			return Result{}, err
+	if s != nil && e.suffices(s, req) {
+		d := e.decide(ctx, r, s, req)
+		if e.withinBounds(s, d) {
+			strongEnough := s.Level >= e.requiredLevel(req) &&
+				(!req.PhishingResistant || PhishingResistant(s.Identity.Method, s.AMR))
+			switch {
+			case d.Outcome == policies.Allow && strongEnough:
+				if err := e.sessions.Touch(ctx, secret, s, req.App); err != nil {
+					return Result{}, err
+				}
+				return Result{Session: s}, nil
+			case d.Outcome == policies.Deny:
+				return Result{}, e.denied(r, s, req, d)
+			case req.Passive:
+				return Result{}, ErrLoginRequired
+			case d.Outcome == policies.EmergencyEligible:
+				rec := e.newFlow(w, r, req)
+				redirect, err := e.toEmergency(ctx, rec, nil, s, d)
+				if err != nil {
+					return Result{}, err
+				}
+				return Result{Redirect: redirect}, nil
+			default:
+				// Too weak (the policy's step-up, the hospital's key
+				// requirement, or a phishing-resistant method needed):
+				// ask only for what is missing.
+				rec := e.newFlow(w, r, req)
+				redirect, err := e.toStepUp(ctx, rec, nil, s, d, req)
+				if err != nil {
+					return Result{}, err
+				}
+				if redirect != "" {
+					return Result{Redirect: redirect}, nil
+				}
+				if d.Outcome == policies.Allow {
+					d.Reason, d.MessageFR, d.MessageEN = "level_unreachable",
+						"Cette application demande une authentification plus forte que celles proposées ici.",
+						"This application requires a stronger authentication than those offered here."
+				}
+				return Result{}, e.denied(r, s, req, d)
+			}
 		}
-		return Result{Session: s}, nil
 	}
 	if req.Passive {
 		return Result{}, ErrLoginRequired
 	}
-	rec := &record{
-		ID:        randomID(24),
-		Binding:   hashBinding(e.binding(w, r)),
-		State:     stateCredentials,
-		Request:   req,
-		CreatedAt: e.now().UTC(),
-	}
-	if s != nil && e.suffices(s, req) && e.keys != nil {
-		// Step-up: the session is recent enough but too weak for this
-		// application. Ask only for what is missing (a key), not for the
-		// password again.
-		id := s.Identity
-		id.AMR, id.Assurance, id.AuthTime = s.AMR, s.Level, s.AuthTime
-		redirect, err := e.toSecondFactor(ctx, rec, nil, id, id.Connector)
-		if err != nil {
-			return Result{}, err
-		}
-		return Result{Redirect: redirect}, nil
-	}
+	rec := e.newFlow(w, r, req)
 	if err := e.saveFlow(ctx, rec); err != nil {
 		return Result{}, err
 	}
@@ -261,33 +290,31 @@ func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) 
 	return Result{Redirect: e.loginPath + "?" + q.Encode()}, nil
 }
 
-// grant is the one place where a session is handed to an application:
-// policy is decided here for every path that issues tokens.
+// newFlow starts a flow record for req, bound to this browser.
+func (e *Engine) newFlow(w http.ResponseWriter, r *http.Request, req Request) *record {
+	return &record{
+		ID:        randomID(24),
+		Binding:   hashBinding(e.binding(w, r)),
+		State:     stateCredentials,
+		Request:   req,
+		CreatedAt: e.now().UTC(),
+	}
+}
+
+// grant is the one place where a session is handed to an application
+// after a sign-in flow: the policy decides again, on what the flow proved.
 func (e *Engine) grant(ctx context.Context, r *http.Request, s *session.Session, secret string, req Request) error {
 	if req.PhishingResistant && !PhishingResistant(s.Identity.Method, s.AMR) {
-		e.audit.Record(store.AuditEvent{
-			Type: audit.SignInFailure, Person: s.Subject, App: req.App, ClientAddr: clientaddr.From(r).String(),
-			Outcome: audit.Failure, Reason: "policy_phishing_resistant_required", SessionID: s.ID,
-		})
-		return errors.Join(ErrAccessDenied, errors.New("phishing_resistant_required"))
+		return e.denied(r, s, req, policies.Decision{Reason: "phishing_resistant_required",
+			MessageFR: "Cette application n'accepte qu'une clé de sécurité, une passkey ou la carte CPS.",
+			MessageEN: "This application accepts only a security key, a passkey or the CPS card."})
 	}
-	d := policies.Decide(policies.Input{
-		App:        req.App,
-		Subject:    s.Subject,
-		Groups:     s.Identity.Groups,
-		AMR:        s.AMR,
-		Level:      s.Level,
-		Requested:  req.Requested,
-		AuthTime:   s.AuthTime,
-		Now:        e.now(),
-		ClientAddr: clientaddr.From(r).String(),
-	})
+	d := e.decide(ctx, r, s, req)
 	if d.Outcome != policies.Allow {
-		e.audit.Record(store.AuditEvent{
-			Type: audit.SignInFailure, Person: s.Subject, App: req.App, ClientAddr: clientaddr.From(r).String(),
-			Outcome: audit.Failure, Reason: "policy_" + d.Reason, SessionID: s.ID,
-		})
-		return errors.Join(ErrAccessDenied, errors.New(d.Reason))
+		if d.Reason == "" {
+			d.Reason = d.Outcome.String()
+		}
+		return e.denied(r, s, req, d)
 	}
 	return e.sessions.Touch(ctx, secret, s, req.App)
 }
@@ -359,10 +386,12 @@ func (e *Engine) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 		Error:     msgKey,
 		Action:    e.loginPath,
 
-		Passkeys:         e.keys != nil,
+		Passkeys:         e.keys != nil && rec.methodAllowed(policies.MethodPasskey),
 		PasskeyBeginURL:  PathPasskeyBegin,
 		PasskeyFinishURL: PathPasskeyFinish,
 		Options:          e.upstreamOptions(rec),
+		StepUp:           stepUpText(rec),
+		HidePassword:     !rec.methodAllowed(policies.MethodPassword),
 	})
 }
 
@@ -406,6 +435,10 @@ func (e *Engine) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !e.csrf.Verify(binding, "login:"+rec.ID, r.PostForm.Get("csrf_token")) {
 		e.errorPage(w, r, http.StatusForbidden, "csrf_failed", nil)
+		return
+	}
+	if !rec.methodAllowed(policies.MethodPassword) {
+		e.errorPage(w, r, http.StatusBadRequest, "invalid_request", errors.New("password not accepted in this step-up"))
 		return
 	}
 	username := strings.TrimSpace(r.PostForm.Get("username"))
@@ -473,9 +506,25 @@ func (e *Engine) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 		Outcome: audit.Success, SessionID: s.ID,
 		Details: map[string]string{"method": method, "connector": source, "acr": s.Level.ACR(), "amr": strings.Join(s.AMR, " ")},
 	})
+	rec.Pending = nil
+	// The application's policy, on what was just proven: a step-up or
+	// an emergency declaration happens here, inside the flow, whatever
+	// the protocol. A refusal is left to Resume, which answers the
+	// application with its protocol's error.
+	switch d := e.decide(ctx, r, s, rec.Request); d.Outcome {
+	case policies.StepUp:
+		if rec.StepUp == nil || rec.StepUp.Level != int(d.Level) || !slices.Equal(rec.StepUp.Methods, d.Methods) {
+			redirect, err := e.toStepUp(ctx, rec, raw, s, d, rec.Request)
+			if err != nil || redirect != "" {
+				return redirect, err
+			}
+		}
+	case policies.EmergencyEligible:
+		return e.toEmergency(ctx, rec, raw, s, d)
+	}
 	rec.State = stateAuthenticated
 	rec.SessionID = s.ID
-	rec.Pending = nil
+	rec.StepUp = nil
 	if err := e.swapFlow(ctx, rec, raw); err != nil {
 		return "", err
 	}

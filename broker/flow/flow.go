@@ -52,6 +52,10 @@ type Request struct {
 	ForceLogin bool `json:"force_login,omitempty"`
 	// Passive forbids any interaction (prompt=none, IsPassive).
 	Passive bool `json:"passive,omitempty"`
+	// Essential makes Requested a requirement (OIDC claims request with
+	// "essential": true): a level that cannot be reached is an error, not
+	// a weaker answer.
+	Essential bool `json:"essential,omitempty"`
 	// PhishingResistant accepts only sessions proven with a security key,
 	// a passkey or a smart card (Pro Santé Connect delegation).
 	PhishingResistant bool `json:"phishing_resistant,omitempty"`
@@ -119,6 +123,10 @@ type record struct {
 	PendingMethod string `json:"pending_method,omitempty"`
 	// Upstream is a redirect sign-in in progress (PSC).
 	Upstream *upstreamAttempt `json:"upstream,omitempty"`
+	// StepUp restricts the login page to the methods a policy asked for.
+	StepUp *stepUpState `json:"step_up,omitempty"`
+	// Emergency is the declaration the person may make (state emergency).
+	Emergency *emergencyState `json:"emergency,omitempty"`
 }
 
 func flowKey(id string) string { return "flow:" + id }

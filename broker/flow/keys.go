@@ -65,6 +65,7 @@ const (
 func (e *Engine) Register(mux *http.ServeMux, guard func(http.Handler) http.Handler) {
 	h := func(f http.HandlerFunc) http.Handler { return guard(f) }
 	mux.Handle(e.loginPath, h(e.ServeLogin))
+	e.registerEmergency(mux, h)
 	if e.keys == nil {
 		return
 	}
@@ -184,6 +185,10 @@ func (e *Engine) keyFailure(w http.ResponseWriter, r *http.Request, rec *record,
 func (e *Engine) passkeyBegin(w http.ResponseWriter, r *http.Request) {
 	_, rec, _, ok := e.readCeremony(w, r, stepCredentials, stateCredentials)
 	if !ok {
+		return
+	}
+	if !rec.methodAllowed("passkey") {
+		e.jsonError(w, r, http.StatusBadRequest, "invalid_request")
 		return
 	}
 	// The same options serve the button and browser autofill: the script

@@ -115,10 +115,16 @@ func (e *Engine) upstreamOptions(rec *record) []web.LoginOption {
 	var out []web.LoginOption
 	step := e.mac(rec.ID, stepUpstream)
 	for _, c := range e.cards {
+		if !rec.methodAllowed("card") {
+			break
+		}
 		q := url.Values{"flow": {rec.ID}, "step": {step}, "source": {c.ID}}
 		out = append(out, web.LoginOption{Kind: "card", Name: c.Name, URL: c.Origin + PathCard + "?" + q.Encode()})
 	}
 	for _, p := range e.redirects {
+		if !rec.methodAllowed("psc") {
+			break
+		}
 		q := url.Values{"flow": {rec.ID}, "step": {step}, "source": {p.ID}}
 		out = append(out, web.LoginOption{Kind: "psc", Name: p.Name, URL: PathUpstream + "?" + q.Encode()})
 	}
@@ -160,8 +166,8 @@ func (e *Engine) upstreamStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	src, ok := e.redirectSource(r.URL.Query().Get("source"))
-	if !ok {
-		e.errorPage(w, r, http.StatusBadRequest, "invalid_request", errors.New("unknown upstream source"))
+	if !ok || !rec.methodAllowed("psc") {
+		e.errorPage(w, r, http.StatusBadRequest, "invalid_request", errors.New("unknown upstream source, or not accepted in this step-up"))
 		return
 	}
 	att := &upstreamAttempt{Source: src.ID, State: randomID(24), Nonce: randomID(24), Verifier: randomID(48)}
@@ -245,8 +251,8 @@ func (e *Engine) cardSignIn(w http.ResponseWriter, r *http.Request) {
 			src = &e.cards[i]
 		}
 	}
-	if src == nil {
-		e.errorPage(w, r, http.StatusBadRequest, "invalid_request", errors.New("unknown card source"))
+	if src == nil || !rec.methodAllowed("card") {
+		e.errorPage(w, r, http.StatusBadRequest, "invalid_request", errors.New("unknown card source, or not accepted in this step-up"))
 		return
 	}
 	chain, err := src.Connector.ClientChain(r)

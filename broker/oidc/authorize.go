@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/session"
 	"github.com/garde-sso/garde/internal/assurance"
+	"github.com/garde-sso/garde/web"
 )
 
 // authorize handles the authorization endpoint.
@@ -81,6 +83,17 @@ func flowError(err error) error {
 	case errors.Is(err, flow.ErrLoginRequired):
 		return fosite.ErrLoginRequired
 	case errors.Is(err, flow.ErrAccessDenied):
+		var denied *flow.DeniedError
+		if errors.As(err, &denied) {
+			if denied.Reason == "essential_acr_unreachable" {
+				// OpenID Connect Core 1.0 §5.5.1.1 / errata: an essential
+				// acr that cannot be met is an error, never a weaker token.
+				return &fosite.RFC6749Error{ErrorField: "unmet_authentication_requirements",
+					DescriptionField: "The essential acr requested cannot be reached with the sign-in methods this application accepts.",
+					CodeField:        http.StatusBadRequest}
+			}
+			return fosite.ErrAccessDenied.WithHint("The person is not allowed to use this application (" + denied.Reason + ").").WithWrap(denied)
+		}
 		return fosite.ErrAccessDenied.WithHint("The person is not allowed to use this application.")
 	}
 	return fosite.ErrServerError.WithWrap(err)
@@ -121,6 +134,15 @@ func (p *Provider) signInRequest(ar fosite.AuthorizeRequester) (flow.Request, er
 		if l, ok := assurance.ParseACR(v); ok {
 			req.Requested = l
 			break
+		}
+	}
+	if raw := form.Get("claims"); raw != "" {
+		level, essential, err := acrClaim(raw)
+		if err != nil {
+			return req, fosite.ErrInvalidRequest.WithHint("The 'claims' parameter is not a valid claims request: " + err.Error())
+		}
+		if level != assurance.None {
+			req.Requested, req.Essential = level, essential
 		}
 	}
 	// What the resume endpoint needs to re-validate the request. For a
@@ -179,7 +201,12 @@ func (p *Provider) rebuild(ctx context.Context, r *http.Request, params url.Valu
 func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, s *session.Session, req flow.Request) {
 	ctx := r.Context()
 	client := ar.GetClient().(*Client)
+	_, emergency := s.EmergencyFor(client.GetID(), time.Now())
 	for _, scope := range ar.GetRequestedScopes() {
+		// Emergency access is never renewed: no refresh token.
+		if emergency && scope == "offline_access" {
+			continue
+		}
 		ar.GrantScope(scope)
 	}
 	for _, aud := range ar.GetRequestedAudience() {
@@ -216,6 +243,12 @@ func (p *Provider) userSession(s *session.Session, client *Client, scopes fosite
 	for k, v := range profile {
 		c.Extra[k] = v
 	}
+	if em, ok := s.EmergencyFor(client.GetID(), time.Now()); ok {
+		// The TRE_R248 access mode: the application must know it was
+		// opened in an emergency, and record it with what it shows.
+		c.Extra["access_mode"] = em.Reason
+		c.Extra["access_mode_until"] = em.Until.Unix()
+	}
 	if d := client.Delegation; d != nil {
 		c.Extra["tid"] = d.TenantID
 		c.Extra["oid"] = p.ObjectID(s.Subject)
@@ -227,6 +260,9 @@ func (p *Provider) userSession(s *session.Session, client *Client, scopes fosite
 
 	sess.AccessClaims.Subject = s.Subject
 	sess.AccessClaims.Extra = map[string]any{"client_id": client.GetID(), "sid": s.ID}
+	if mode, ok := c.Extra["access_mode"]; ok {
+		sess.AccessClaims.Extra["access_mode"] = mode
+	}
 	sess.AccessHeader.Add("alg", client.IDTokenAlg)
 	sess.AccessHeader.Add("typ", "at+jwt")
 
@@ -309,6 +345,17 @@ func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fos
 	}
 	u.RawQuery = q.Encode()
 	u.Fragment = ""
+	// A policy refusal is explained to the person first, in their
+	// language; the link back carries the error to the application.
+	var denied *flow.DeniedError
+	if errors.As(err, &denied) && rfc.ErrorField == fosite.ErrAccessDenied.ErrorField {
+		ref := web.NewRef()
+		p.log.Info("access denied by policy", "ref", ref, "client", ar.GetClient().GetID(), "reason", denied.Reason)
+		p.pages.Render(w, r, http.StatusForbidden, web.PageError, web.ErrorPage{
+			MessageKey: web.MsgPolicyDenied, Explanation: &denied.Message, ContinueURL: u.String(), Ref: ref,
+		})
+		return
+	}
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
 }
 
@@ -334,4 +381,48 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// claimRequest is one claim of an OpenID Connect claims request (§5.5.1).
+type claimRequest struct {
+	Essential bool     `json:"essential"`
+	Value     string   `json:"value"`
+	Values    []string `json:"values"`
+}
+
+// acrClaim reads the acr request of a claims parameter (in id_token or
+// userinfo): the level it asks for — the lowest of the listed values, as
+// any of them satisfies it — and whether it is essential. Values Garde
+// does not know are ignored; a request naming only unknown values asks
+// for nothing.
+func acrClaim(raw string) (assurance.Level, bool, error) {
+	if len(raw) > 16<<10 {
+		return assurance.None, false, errors.New("too long")
+	}
+	var req map[string]map[string]*claimRequest
+	if err := json.Unmarshal([]byte(raw), &req); err != nil {
+		return assurance.None, false, err
+	}
+	level, essential := assurance.None, false
+	for _, member := range []string{"id_token", "userinfo"} {
+		c := req[member]["acr"]
+		if c == nil {
+			continue
+		}
+		values := c.Values
+		if c.Value != "" {
+			values = append(values, c.Value)
+		}
+		lowest := assurance.None
+		for _, v := range values {
+			if l, ok := assurance.ParseACR(v); ok && (lowest == assurance.None || l < lowest) {
+				lowest = l
+			}
+		}
+		if lowest > level {
+			level = lowest
+		}
+		essential = essential || (c.Essential && lowest != assurance.None)
+	}
+	return level, essential, nil
 }

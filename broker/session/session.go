@@ -42,6 +42,27 @@ type Session struct {
 	ExpiresAt time.Time       `json:"exp"`
 	// Apps are the clients that received tokens in this session.
 	Apps []string `json:"apps,omitempty"`
+	// Emergencies are the emergency accesses (bris de glace) declared in
+	// this session, by application: each opens that application only,
+	// until its end.
+	Emergencies map[string]Emergency `json:"emg,omitempty"`
+}
+
+// Emergency is an emergency access declared for one application.
+type Emergency struct {
+	// Reason is the TRE_R248 access mode: bris_de_glace or centre_15.
+	Reason string    `json:"reason"`
+	Until  time.Time `json:"until"`
+}
+
+// EmergencyFor returns the emergency access declared for app, if it is
+// still running at now.
+func (s *Session) EmergencyFor(app string, now time.Time) (Emergency, bool) {
+	em, ok := s.Emergencies[app]
+	if !ok || !now.Before(em.Until) {
+		return Emergency{}, false
+	}
+	return em, true
 }
 
 // Manager creates, finds and ends sessions.
@@ -171,6 +192,17 @@ func (m *Manager) Elevate(ctx context.Context, secret string, s *Session, id con
 	s.Level = id.Assurance
 	s.AuthTime = id.AuthTime.UTC()
 	return m.Touch(ctx, secret, s, "")
+}
+
+// DeclareEmergency records an emergency access to app in the session.
+func (m *Manager) DeclareEmergency(ctx context.Context, secret string, s *Session, app string, em Emergency) error {
+	if s.Emergencies == nil {
+		s.Emergencies = map[string]Emergency{}
+	}
+	em.Until = em.Until.UTC()
+	s.Emergencies[app] = em
+	s.LastSeen = m.now().UTC()
+	return m.save(ctx, s, keyOf(secret))
 }
 
 // End deletes the session of a cookie secret.

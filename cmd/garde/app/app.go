@@ -38,6 +38,7 @@ import (
 	"github.com/garde-sso/garde/connectors"
 	"github.com/garde-sso/garde/connectors/ldap"
 	"github.com/garde-sso/garde/connectors/static"
+	"github.com/garde-sso/garde/policies"
 	"github.com/garde-sso/garde/web"
 )
 
@@ -219,6 +220,13 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		return nil, err
 	}
 
+	policy, err := policies.Compile(cfg.PolicyConfig(), policies.WithLogger(o.Logger),
+		policies.WithAvailableMethods(flow.OfferedMethods(keysAdapter != nil, len(cards), len(redirects))))
+	if err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	alertFn := a.emergencyAlerts(cfg, o)
+
 	engine := flow.New(flow.Options{
 		Ephemeral:   a.Ephemeral,
 		Sessions:    sessions,
@@ -245,6 +253,8 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		Linker:    linker,
 		PublicURL: issuer.Scheme + "://" + issuer.Host,
 		Signout:   &signout.Signout{Sessions: sessions, Refresh: a.Durable, Audit: a.Audit, Log: o.Logger},
+		Policy:    policy,
+		Alert:     alertFn,
 	})
 	var acct *account.Handlers
 	if pk != nil {

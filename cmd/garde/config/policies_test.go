@@ -193,13 +193,13 @@ func TestPolicyErrors(t *testing.T) {
 func TestPolicyWarnings(t *testing.T) {
 	cfg, err := Parse("test.yaml", []byte(policiesBase+`policies:
   applications:
-    - id: labo
+    - id: dpi
       conditions: [{cel: "true", reason: x, message_fr: seulement}]
 `), testEnv())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`test.yaml:15:11: policies.applications[0].id: "labo" names no configured client`, `policies.applications[0].conditions[0]: has a message in one language only`}
+	want := []string{`policies.applications[0].conditions[0]: has a message in one language only`}
 	got := policyWarnings(cfg)
 	if len(got) != len(want) {
 		t.Fatalf("warnings: %q", got)
@@ -220,4 +220,17 @@ func policyWarnings(cfg *Config) []string {
 		}
 	}
 	return out
+}
+
+// An application id that names no client nor SAML service provider is a
+// typo that would leave the application under the defaults only.
+func TestPolicyUnknownApplication(t *testing.T) {
+	_, err := Parse("test.yaml", []byte(policiesBase+`policies:
+  applications:
+    - id: labo
+      min_level: high
+`), testEnv())
+	if err == nil || !strings.Contains(err.Error(), `test.yaml:15:11: policies.applications[0].id: "labo" names no configured client nor SAML service provider`) {
+		t.Fatalf("unknown application: %v", err)
+	}
 }

@@ -50,9 +50,12 @@ func (v *validator) policies() {
 	}
 	v.policyRules("policies.defaults", p.Defaults, zones)
 
-	clients := map[string]bool{}
+	clients := map[string]bool{AdminClientID: true}
 	for _, c := range v.cfg.Clients {
 		clients[c.ID] = true
+	}
+	for _, sp := range v.cfg.SAML.ServiceProviders {
+		clients[sp.EntityID] = true
 	}
 	ids := map[string]int{}
 	for i := range p.Applications {
@@ -66,9 +69,9 @@ func (v *validator) policies() {
 		default:
 			ids[a.ID] = i
 			if !clients[a.ID] {
-				// SAML service providers are not configured yet; until
-				// they are, an unknown id may be one of them.
-				v.warnf(path+".id", "%q names no configured client; its rules apply to nothing unless a SAML service provider has this entity id", a.ID)
+				// A typo here would leave the application under the
+				// defaults only: refuse it.
+				v.errorf(path+".id", "%q names no configured client nor SAML service provider; expected a clients[].id or a saml.service_providers[].entity_id", a.ID)
 			}
 		}
 		v.policyRules(path, a.Rules(), zones)
