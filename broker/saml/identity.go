@@ -24,6 +24,10 @@ type Attribute struct {
 	Source string
 }
 
+// AttributeAccessMode carries the TRE_R248 access mode (bris_de_glace,
+// centre_15) of an emergency access; absent in normal access.
+const AttributeAccessMode = "urn:garde:attribute:access_mode"
+
 // Attribute name formats.
 const (
 	NameFormatURI   = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"

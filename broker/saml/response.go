@@ -133,6 +133,14 @@ func (p *IdP) assertion(g grant) (*etree.Element, error) {
 		}
 		attrs = append(attrs, attr)
 	}
+	// An emergency access (bris de glace) is always said, whatever the
+	// mapping: the application must know it was opened in an emergency.
+	if em, ok := g.session.EmergencyFor(sp.EntityID, now); ok {
+		attrs = append(attrs, crewjam.Attribute{
+			Name: AttributeAccessMode, FriendlyName: "accessMode", NameFormat: NameFormatURI,
+			Values: []crewjam.AttributeValue{{Type: "xs:string", Value: em.Reason}},
+		})
+	}
 	if len(attrs) > 0 {
 		a.AttributeStatements = []crewjam.AttributeStatement{{Attributes: attrs}}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/session"
 	"github.com/garde-sso/garde/broker/store"
+	"github.com/garde-sso/garde/internal/assurance"
 )
 
 // maxRelayState bounds the RelayState Garde keeps and returns (the
@@ -291,6 +292,9 @@ func (p *IdP) serveSSO(w http.ResponseWriter, r *http.Request) {
 	}
 	p.authorize(w, r, s, flow.Request{
 		Protocol: Protocol, App: issuer, AppName: s.Name, Requested: level, MaxAge: flow.NoMaxAge,
+		// A RequestedAuthnContext is a requirement in SAML: what cannot be
+		// reached is NoAuthnContext, not a weaker assertion.
+		Essential:  level != assurance.None,
 		ForceLogin: req.ForceAuthn, Passive: req.IsPassive, Resume: resume,
 	})
 }
@@ -308,7 +312,7 @@ func (p *IdP) authorize(w http.ResponseWriter, r *http.Request, s *sp, req flow.
 		// The flow has audited the policy decision; this records what the
 		// SP was told.
 		p.refused(r, s.EntityID, "access_denied", err, map[string]string{"request_id": id})
-		p.sendStatus(w, r, s, acs, id, relay, crewjam.StatusResponder, crewjam.StatusRequestDenied, err)
+		p.sendStatus(w, r, s, acs, id, relay, crewjam.StatusResponder, deniedStatus(err), err)
 	case err != nil:
 		p.errorPage(w, r, http.StatusInternalServerError, "server_error", err)
 	case res.Redirect != "":
@@ -340,7 +344,7 @@ func (p *IdP) serveResume(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		p.refused(r, s.EntityID, "access_denied", err, map[string]string{"request_id": req.Resume.Get("id")})
-		p.sendStatus(w, r, s, acs, req.Resume.Get("id"), req.Resume.Get("relay"), crewjam.StatusResponder, crewjam.StatusRequestDenied, err)
+		p.sendStatus(w, r, s, acs, req.Resume.Get("id"), req.Resume.Get("relay"), crewjam.StatusResponder, deniedStatus(err), err)
 		return
 	}
 	p.issue(w, r, s, req, sess)
@@ -504,4 +508,15 @@ func (p *IdP) remember(r *http.Request, sess *session.Session, pt participant) e
 		return p.o.Ephemeral.Set(ctx, sessionIndexKey(pt.SessionIndex), []byte(sess.ID), ttl)
 	}
 	return errors.New("participants record kept changing")
+}
+
+// deniedStatus is the second-level status of a policy refusal: an
+// authentication context no accepted method reaches is NoAuthnContext,
+// anything else RequestDenied.
+func deniedStatus(err error) string {
+	var denied *flow.DeniedError
+	if errors.As(err, &denied) && denied.Reason == "essential_acr_unreachable" {
+		return crewjam.StatusNoAuthnContext
+	}
+	return crewjam.StatusRequestDenied
 }
