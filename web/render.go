@@ -543,6 +543,15 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 			v.Script = r.js
 		}
 		v.Page = p
+	case PageLink:
+		p, ok := deref[LinkPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		}
+		if p.Error != "" {
+			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
+		}
+		v.Page = p
 	case PageSecondFactor:
 		p, ok := deref[SecondFactorPage](data)
 		if !ok {
