@@ -738,14 +738,33 @@ func testPSCBackchannelLogout(t *testing.T, b backend) {
 		}
 	})
 
-	t.Run("sub only ends the session", func(t *testing.T) {
-		br := g.pscBrowser(t, sim)
-		pscSignIn(t, g, br, r)
+	t.Run("sid ends that session only, sub alone ends them all", func(t *testing.T) {
+		// The same professional on two workstations: two PSC sessions,
+		// two Garde sessions.
+		ward, office := g.pscBrowser(t, sim), g.pscBrowser(t, sim)
+		_, wardSID := pscSignIn(t, g, ward, r)
+		_, officeSID := pscSignIn(t, g, office, r)
+		if wardSID == officeSID {
+			t.Fatal("the simulator gave both browsers one PSC session")
+		}
+		signedIn := func(br *browser) bool {
+			return !strings.Contains(br.get(r.authURL().url).body, `name="password"`)
+		}
+		// OpenID Connect Back-Channel Logout 1.0 §2.4: with a sid, only
+		// the session PSC ended.
+		if status := send(sim.LogoutToken(user.Sub(), wardSID)); status != http.StatusOK {
+			t.Fatalf("logout token for the ward's session: %d, want 200", status)
+		}
+		if signedIn(ward) || !signedIn(office) {
+			t.Errorf("after PSC ended the ward's session: ward signed in %t (want false), office signed in %t (want true)", signedIn(ward), signedIn(office))
+		}
+		// Without a sid, every session of the person ends.
+		_, wardSID = pscSignIn(t, g, ward, r)
 		if status := send(sim.LogoutToken(user.Sub(), "")); status != http.StatusOK {
 			t.Fatalf("logout token with sub only: %d, want 200", status)
 		}
-		if p := br.get(r.authURL().url); !strings.Contains(p.body, `name="password"`) {
-			t.Errorf("after a sub-only logout token the login page must come back: %d", p.status)
+		if signedIn(ward) || signedIn(office) {
+			t.Errorf("after a sub-only logout token: ward signed in %t, office signed in %t; want both signed out", signedIn(ward), signedIn(office))
 		}
 	})
 }
@@ -764,8 +783,8 @@ func TestPSCBackchannelDisabled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status == http.StatusOK {
-		t.Errorf("back-channel logout disabled, yet the endpoint answered %d", status)
+	if status != http.StatusBadRequest {
+		t.Errorf("back-channel logout disabled, yet the endpoint answered %d, want 400", status)
 	}
 	a := r.authURL()
 	if _, err := r.exchange(r.code(br.get(a.url), a, g.issuer), a); err != nil {
