@@ -28,12 +28,13 @@ import (
 
 // Messages of the login and link pages (French, as the browser asks).
 const (
-	msgPSCDenied       = "La connexion avec Pro Santé Connect a été annulée ou refusée."
-	msgPSCUnavailable  = "Pro Santé Connect est momentanément indisponible."
-	msgPSCInvalidToken = "La réponse de Pro Santé Connect n'a pas pu être vérifiée."
-	msgNoLocalAccount  = "Aucun compte de l'établissement ne correspond à votre identifiant national."
-	msgLinkMismatch    = "Ce compte porte un autre identifiant national que votre carte."
-	msgBadCredentials  = "Identifiant ou mot de passe incorrect."
+	msgPSCDenied        = "La connexion avec Pro Santé Connect a été annulée ou refusée."
+	msgPSCUnavailable   = "Pro Santé Connect est momentanément indisponible."
+	msgPSCProviderError = "Pro Santé Connect a refusé la demande de connexion de l'établissement."
+	msgPSCInvalidToken  = "La réponse de Pro Santé Connect n'a pas pu être vérifiée."
+	msgNoLocalAccount   = "Aucun compte de l'établissement ne correspond à votre identifiant national."
+	msgLinkMismatch     = "Ce compte porte un autre identifiant national que votre carte."
+	msgBadCredentials   = "Identifiant ou mot de passe incorrect."
 )
 
 // strangerIDNat is a national id no AD account holds (Luhn-valid RPPS).
@@ -305,6 +306,17 @@ func TestPSCErrors(t *testing.T) {
 		})
 	})
 
+	t.Run("other error from PSC", func(t *testing.T) {
+		br := g.pscBrowser(t, sim)
+		sim.DenyNext("temporarily_unavailable")
+		_, link := pscLink(t, br, r)
+		onLoginPage(t, br.get(link), http.StatusUnauthorized, msgPSCProviderError)
+		noSession(t, br)
+		waitAudit(t, g, store.AuditQuery{Type: audit.SignInFailure}, func(evs []store.AuditEvent) bool {
+			return slices.ContainsFunc(evs, func(e store.AuditEvent) bool { return e.Reason == "psc_provider_error" })
+		})
+	})
+
 	t.Run("PSC down at the token endpoint", func(t *testing.T) {
 		br := g.pscBrowser(t, sim)
 		_, link := pscLink(t, br, r)
@@ -335,6 +347,13 @@ func TestPSCErrors(t *testing.T) {
 		// single use.
 		if p := br.get(cb.String()); p.status != http.StatusBadRequest || p.header.Get("Location") != "" {
 			t.Errorf("replayed callback: %d (Location %q), want 400", p.status, p.header.Get("Location"))
+		}
+		// Forged callbacks: no state, a state Garde never issued, an
+		// unknown source.
+		for _, q := range []string{"/psc?code=x", "/psc?code=x&state=forged", "/other?" + cb.RawQuery} {
+			if p := br.get(g.issuer + flow.PathCallback + q); p.status != http.StatusBadRequest {
+				t.Errorf("forged callback %s: %d, want 400", q, p.status)
+			}
 		}
 	})
 
@@ -603,6 +622,14 @@ func TestPSCUpstreamLogout(t *testing.T) {
 		t.Errorf("unknown logout state: %d %q, want the signed-out page", p.status, p.header.Get("Location"))
 	}
 
+	// Without a post-logout URI, PSC sends the browser back to Garde's
+	// signed-out page.
+	toks2, pscSID2 := pscSignIn(t, g, br, r)
+	p = br.get(g.issuer + "/logout?" + url.Values{"id_token_hint": {toks2.raw}}.Encode())
+	if p.status != http.StatusOK || p.url.Path != flow.PathUpstreamLoggedOut || !slices.Contains(sim.LoggedOut(), pscSID2) {
+		t.Errorf("logout without a return URI: %d at %s, PSC logouts %v (want %s)", p.status, p.url, sim.LoggedOut(), pscSID2)
+	}
+
 	// A password session has no PSC session to end: logout goes straight
 	// to the RP.
 	pw := g.newBrowser(t)
@@ -612,7 +639,7 @@ func TestPSCUpstreamLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = pw.get(g.issuer + "/logout?" + url.Values{"id_token_hint": {ptoks.raw}, "post_logout_redirect_uri": {appLogout}}.Encode())
-	if p.status != http.StatusSeeOther || p.header.Get("Location") != appLogout || len(sim.LoggedOut()) != 1 {
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != appLogout || len(sim.LoggedOut()) != 2 {
 		t.Errorf("password session logout: %d %q, PSC logouts %v", p.status, p.header.Get("Location"), sim.LoggedOut())
 	}
 }
