@@ -555,8 +555,9 @@ func TestPSCNoMatchPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if toks.claim.Sub != "ad:"+jdupont.GUID || toks.claim.NatID != jdupont.NationalID || !slices.Contains(toks.claim.Groups, "medecins") {
-		t.Errorf("after linking: %+v, want the AD account with the PSC national id", toks.claim)
+	if toks.claim.Sub != "ad:"+jdupont.GUID || toks.claim.NatID != jdupont.NationalID || !slices.Contains(toks.claim.Groups, "medecins") ||
+		toks.claim.ACR != assurance.ACRHigh {
+		t.Errorf("after linking: %+v, want the AD account with the PSC national id, at PSC's level", toks.claim)
 	}
 	l, err := g.app.Durable.GetIdentityLink(context.Background(), "psc", jdupont.NationalID)
 	if err != nil || l.Person != toks.claim.Sub || l.Method != "password" {
