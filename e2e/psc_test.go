@@ -273,6 +273,20 @@ func testPSCSignIn(t *testing.T, b backend) {
 		t.Errorf("e-CPS sign-in: sub %q acr %q amr %v, want the same sub at substantial without sc", toks3.claim.Sub, toks3.claim.ACR, toks3.claim.AMR)
 	}
 	waitAudit(t, g, store.AuditQuery{Type: audit.IdentityLinked}, func(evs []store.AuditEvent) bool { return len(evs) == 1 })
+
+	// The link does not outlive the AD account: once it is disabled, PSC
+	// no longer signs the person in.
+	mod := goldap.NewModifyRequest(jdupont.DN, nil)
+	mod.Replace("userAccountControl", []string{"514"})
+	if err := g.ldap.Admin(t).Modify(mod); err != nil {
+		t.Fatal(err)
+	}
+	br4 := g.pscBrowser(t, sim)
+	_, link4 := pscLink(t, br4, r)
+	p := br4.get(link4)
+	if p.status == http.StatusSeeOther || !strings.Contains(p.body, `name="password"`) || !strings.HasSuffix(errorBox(t, p), "Votre compte est désactivé.") {
+		t.Errorf("PSC sign-in of a disabled AD account: %d %q, want the login page with the account disabled", p.status, errorBox(t, p))
+	}
 }
 
 // TestPSCErrors: every way a PSC sign-in can fail ends on a readable page,
