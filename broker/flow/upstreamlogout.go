@@ -1,14 +1,20 @@
 package flow
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/garde-sso/garde/broker/clientaddr"
 	"github.com/garde-sso/garde/broker/session"
 	"github.com/garde-sso/garde/broker/signout"
+	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/connectors"
 	"github.com/garde-sso/garde/web"
 )
@@ -55,23 +61,71 @@ func (e *Engine) RegisterUpstreamLogout(mux *http.ServeMux) {
 }
 
 // indexUpstream remembers which Garde session an upstream session opened,
-// for back-channel logout.
+// for back-channel logout: by the provider's sid (one session), and by its
+// sub (every session of the person, for a logout token without sid).
 func (e *Engine) indexUpstream(ctx context.Context, s *session.Session, up *connectors.Upstream) {
 	if up == nil || up.Connector == "" {
 		return
 	}
-	ttl := s.ExpiresAt.Sub(e.now())
+	now := e.now()
+	ttl := s.ExpiresAt.Sub(now)
 	if ttl <= 0 {
 		return
 	}
-	for _, k := range []string{upSIDKey(up.Connector, up.SessionID), upSubKey(up.Connector, up.Subject)} {
-		if k == upSIDKey(up.Connector, "") || k == upSubKey(up.Connector, "") {
+	var err error
+	if up.SessionID != "" {
+		err = e.eph.Set(ctx, upSIDKey(up.Connector, up.SessionID), []byte(s.ID), ttl)
+	}
+	if up.Subject != "" {
+		err = errors.Join(err, e.addSubjectSession(ctx, upSubKey(up.Connector, up.Subject), s, now))
+	}
+	if err != nil {
+		e.log.Error("indexing the upstream session failed: back-channel logout will not find it", "err", err)
+	}
+}
+
+// maxSubjectSessions bounds the Garde sessions remembered per upstream
+// subject: a person has a few workstations, not hundreds.
+const maxSubjectSessions = 32
+
+// subjectSessions is the value under upSubKey: "sessionID@unixExpiry"
+// entries separated by spaces. Each carries its expiry so that the key can
+// live as long as its longest-lived session and drop the ended ones.
+func parseSubjectSessions(b []byte, now time.Time) map[string]int64 {
+	out := map[string]int64{}
+	for _, f := range strings.Fields(string(b)) {
+		id, exp, ok := strings.Cut(f, "@")
+		n, err := strconv.ParseInt(exp, 10, 64)
+		if !ok || id == "" || err != nil || n <= now.Unix() {
 			continue
 		}
-		if err := e.eph.Set(ctx, k, []byte(s.ID), ttl); err != nil {
-			e.log.Error("indexing the upstream session failed: back-channel logout will not find it", "err", err)
-		}
+		out[id] = n
 	}
+	return out
+}
+
+// addSubjectSession adds s to the sessions of one upstream subject. Two
+// sign-ins of the same person at the same instant may race here and keep
+// only one of the two sessions; a logout token with a sid (PSC sends one)
+// still finds the other.
+func (e *Engine) addSubjectSession(ctx context.Context, key string, s *session.Session, now time.Time) error {
+	prev, err := e.eph.Get(ctx, key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	sessions := parseSubjectSessions(prev, now)
+	sessions[s.ID] = s.ExpiresAt.Unix()
+	ids := slices.SortedFunc(maps.Keys(sessions), func(a, b string) int { return cmp.Compare(sessions[a], sessions[b]) })
+	if len(ids) > maxSubjectSessions {
+		ids = ids[len(ids)-maxSubjectSessions:]
+	}
+	var last int64
+	entries := make([]string, 0, len(ids))
+	for _, id := range ids {
+		entries = append(entries, id+"@"+strconv.FormatInt(sessions[id], 10))
+		last = max(last, sessions[id])
+	}
+	return e.eph.Set(ctx, key, []byte(strings.Join(entries, " ")), time.Unix(last, 0).Sub(now)+time.Second)
 }
 
 // UpstreamLogout returns where to send the browser so that the provider
@@ -140,19 +194,23 @@ func (e *Engine) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var keys []string
+	// OpenID Connect Back-Channel Logout 1.0 §2.4: a sid names one
+	// session; only without one do all the person's sessions end (a
+	// professional logging out of PSC on one workstation must not be
+	// logged out of Garde on another).
+	var gardeSIDs []string
 	if sid != "" {
-		keys = append(keys, upSIDKey(src.ID, sid))
-	}
-	if sub != "" {
-		keys = append(keys, upSubKey(src.ID, sub))
-	}
-	for _, k := range keys {
-		gardeSID, err := e.eph.Take(ctx, k)
-		if errors.Is(err, nil) && len(gardeSID) > 0 {
-			e.signout.End(ctx, func() (*session.Session, error) { return e.sessions.EndByID(ctx, string(gardeSID)) },
-				signout.Event{How: signout.ByBackchannel, ClientAddr: clientaddr.From(r).String()})
+		if b, err := e.eph.Take(ctx, upSIDKey(src.ID, sid)); err == nil && len(b) > 0 {
+			gardeSIDs = append(gardeSIDs, string(b))
 		}
+	} else {
+		if b, err := e.eph.Take(ctx, upSubKey(src.ID, sub)); err == nil {
+			gardeSIDs = slices.Collect(maps.Keys(parseSubjectSessions(b, e.now())))
+		}
+	}
+	for _, gardeSID := range gardeSIDs {
+		e.signout.End(ctx, func() (*session.Session, error) { return e.sessions.EndByID(ctx, gardeSID) },
+			signout.Event{How: signout.ByBackchannel, ClientAddr: clientaddr.From(r).String()})
 	}
 	w.WriteHeader(http.StatusOK)
 }

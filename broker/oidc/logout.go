@@ -137,14 +137,16 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 	if hint != nil {
 		how = "app"
 	}
+	var ended *session.Session
 	if current != nil {
-		p.endOne(r, func() (*session.Session, error) { return p.sessions.End(ctx, secret) }, clientID, how)
+		ended = p.endOne(r, func() (*session.Session, error) { return p.sessions.End(ctx, secret) }, clientID, how)
 	} else if hint != nil && hint.SID != "" {
 		// The browser lost its cookie, but the application named the session.
-		p.endOne(r, func() (*session.Session, error) { return p.sessions.EndByID(ctx, hint.SID) }, clientID, how)
+		ended = p.endOne(r, func() (*session.Session, error) { return p.sessions.EndByID(ctx, hint.SID) }, clientID, how)
 	}
 	p.cookies.Clear(w, flow.CookieSession)
 
+	next := ""
 	if returnTo != "" {
 		u, err := url.Parse(returnTo)
 		if err != nil {
@@ -156,7 +158,25 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 			q.Set("state", st)
 			u.RawQuery = q.Encode()
 		}
-		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		next = u.String()
+	}
+	// A session opened by an upstream provider (Pro Santé Connect) ends
+	// there too, or the next application would sign the person straight
+	// back in through the provider's session; the provider then sends
+	// the browser on to next.
+	if ended != nil && p.upstreamLogout != nil {
+		dest, err := p.upstreamLogout(ctx, ended, next)
+		if err != nil {
+			// Garde's session is over either way; the provider's lives
+			// on until it expires, which the log says.
+			p.log.Warn("ending the upstream provider's session failed", "sid", ended.ID, "err", err)
+		} else if dest != "" {
+			http.Redirect(w, r, dest, http.StatusSeeOther)
+			return
+		}
+	}
+	if next != "" {
+		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
 	p.pages.Render(w, r, http.StatusOK, "logged_out", web.LoggedOutPage{})
