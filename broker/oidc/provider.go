@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -267,5 +268,13 @@ func (h quietTokenHandler) PopulateTokenEndpointResponse(ctx context.Context, re
 	if !h.CanHandleTokenEndpointRequest(ctx, req) {
 		return fosite.ErrUnknownRequest
 	}
-	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, req, resp)
+	err := h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, req, resp)
+	// Of two concurrent redemptions of one code, the loser may pass the
+	// request checks before the winner marks the code used, then find it
+	// used here; fosite reports that as server_error. It is the client's
+	// reuse of a code: invalid_grant.
+	if err != nil && (errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) || errors.Is(err, fosite.ErrNotFound)) {
+		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.").WithWrap(err)
+	}
+	return err
 }
