@@ -216,7 +216,9 @@ func TestBrowserSecurityKeys(t *testing.T) {
 		t.Fatal("registration offered after a password alone")
 	}
 	run(t, ctx, chromedp.SendKeys(chromedp.ID("enroll-code"), "WRON-GCOD-EXXX-XXXX"), chromedp.Submit(chromedp.ID("enroll-code")))
-	run(t, ctx, chromedp.WaitVisible(chromedp.ID("enroll-code")))
+	// Wait for the answer page (its error), not the form still on screen
+	// while the browser navigates: reading a page mid-navigation fails.
+	run(t, ctx, chromedp.WaitVisible(chromedp.CSS(".alert-error")), chromedp.WaitVisible(chromedp.ID("enroll-code")))
 	if strings.Contains(pageHTML(t, ctx), `data-webauthn="register"`) {
 		t.Fatal("a wrong code opened registration")
 	}
