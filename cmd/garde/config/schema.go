@@ -44,6 +44,8 @@ type Config struct {
 	Policies Policies `yaml:"policies"`
 	// Audit configures retention and SIEM export (schema_audit.go).
 	Audit Audit `yaml:"audit"`
+	// Admin configures the admin console (schema_admin.go).
+	Admin Admin `yaml:"admin"`
 
 	// Warnings are problems that do not stop Garde from starting (for
 	// example a session lifetime longer than the national 4h rule). Each is

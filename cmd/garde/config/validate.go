@@ -43,6 +43,7 @@ func (v *validator) validate() {
 	v.saml()
 	v.policies()
 	v.audit()
+	v.admin()
 }
 
 // ---- helpers
