@@ -5,6 +5,9 @@ import (
 	"slices"
 )
 
+// AdminClientID is the admin console's own client id (broker/admin.ClientID).
+const AdminClientID = "garde-admin"
+
 // AdminRoleNames are the console's roles.
 var AdminRoleNames = []string{"admin", "helpdesk", "auditor"}
 
@@ -38,6 +41,11 @@ func (v *validator) admin() {
 			}
 		}
 		v.duplicates("admin.roles."+r.name, r.groups, "group")
+	}
+	for i, c := range v.cfg.Clients {
+		if c.ID == AdminClientID {
+			v.errorf(index("clients", i)+".id", "%q is reserved for the admin console; expected another id", c.ID)
+		}
 	}
 	seen := map[string]bool{}
 	for i, c := range a.APIClients {
