@@ -269,6 +269,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 // localPath accepts only console paths as a return target (no open
 // redirect).
 func localPath(p string) bool {
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return false
+	}
 	return strings.HasPrefix(p, PathHome) && !strings.HasPrefix(p, "//") && !strings.ContainsAny(p, "\\\r\n") &&
 		(len(p) == len(PathHome) || p[len(PathHome)] == '/' || p[len(PathHome)] == '?')
 }
