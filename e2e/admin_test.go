@@ -446,3 +446,71 @@ func TestAdminPeopleAndEmergency(t *testing.T) {
 			slices.ContainsFunc(evs, func(e store.AuditEvent) bool { return e.Details["action"] == "enrollment_code.issue" })
 	})
 }
+
+// TestAdminSignInSecurity: the console's level is enforced on the ID
+// token; a callback the browser did not start is refused; a console
+// session dies with the SSO session it came from; and the console's own
+// sign-out needs its CSRF token.
+func TestAdminSignInSecurity(t *testing.T) {
+	t.Run("level", func(t *testing.T) {
+		g := startGardeWith(t, gardeOptions{backend: embedded,
+			extraConnectors: strings.ReplaceAll(adminStaffConnector, "{{BGHASH}}", breakGlassHash),
+			extraClients:    adminClientsYAML,
+			extraConfig:     strings.Replace(adminConfigYAML, "min_level: low", "min_level: substantial", 1)})
+		u := g.signInConsole(t, "alice.admin", breakGlassPassword)
+		if u.landing.status != http.StatusForbidden || u.csrf != "" {
+			t.Fatalf("a password-only admin with min_level substantial: %d, want 403", u.landing.status)
+		}
+		if p := u.br.get(g.issuer + admin.PathAPIWhoami); p.status != http.StatusUnauthorized {
+			t.Errorf("after a refused sign-in the API answered %d, want 401", p.status)
+		}
+		// Garde's flow refuses the acr_values the console asks for (no key
+		// to step up with); were a lower-level ID token issued anyway, the
+		// console's own check would refuse it (level_too_low).
+		waitAudit(t, g, store.AuditQuery{Type: admin.EventSignIn}, func(evs []store.AuditEvent) bool {
+			return len(evs) == 1 && evs[0].Outcome == "failure" &&
+				(evs[0].Reason == "level_too_low" || evs[0].Reason == "upstream_access_denied")
+		})
+	})
+
+	g := startAdminGarde(t, embedded, false, "")
+	t.Run("login csrf", func(t *testing.T) {
+		// An attacker's callback URL (their own code and state) in the
+		// victim's browser: the state is not the browser's.
+		br := g.newBrowser(t)
+		p := br.get(g.issuer + admin.PathCallback + "?code=attacker&state=attacker-state")
+		if p.status != http.StatusBadRequest {
+			t.Errorf("foreign callback: %d, want 400", p.status)
+		}
+		if p := br.get(g.issuer + admin.PathAPIWhoami); p.status != http.StatusUnauthorized {
+			t.Errorf("after a foreign callback: %d, want 401", p.status)
+		}
+	})
+	t.Run("console dies with the SSO session", func(t *testing.T) {
+		adm := g.signInConsole(t, "alice.admin", breakGlassPassword)
+		help := g.signInConsole(t, "hugo.support", breakGlassPassword)
+		if p := adm.api(t, g, "GET", admin.PathAPIWhoami, nil); p.status != 200 || !strings.Contains(p.body, `"roles":["admin"]`) {
+			t.Fatalf("whoami: %d %s", p.status, p.body)
+		}
+		// The helpdesk signs the admin out everywhere: the admin's console
+		// session goes too.
+		if p := help.api(t, g, "POST", admin.PathAPISessionRevokeAll, map[string]string{"subject": "staff:alice.admin"}); p.status != 200 {
+			t.Fatalf("revoke the admin's sessions: %d %s", p.status, p.body)
+		}
+		if p := adm.api(t, g, "GET", admin.PathAPIWhoami, nil); p.status != http.StatusUnauthorized {
+			t.Errorf("console after the admin's global sign-out: %d, want 401", p.status)
+		}
+	})
+	t.Run("logout needs csrf", func(t *testing.T) {
+		help := g.signInConsole(t, "hugo.support", breakGlassPassword)
+		if p := help.br.post(g.issuer+admin.PathLogout, url.Values{"csrf_token": {"forged"}}, g.issuer); p.status != http.StatusForbidden {
+			t.Errorf("logout with a forged token: %d", p.status)
+		}
+		if p := help.br.post(g.issuer+admin.PathLogout, url.Values{"csrf_token": {help.csrf}}, g.issuer); p.status != http.StatusOK {
+			t.Errorf("logout: %d", p.status)
+		}
+		if p := help.api(t, g, "GET", admin.PathAPIWhoami, nil); p.status != http.StatusUnauthorized {
+			t.Errorf("after logout: %d, want 401", p.status)
+		}
+	})
+}
