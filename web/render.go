@@ -305,6 +305,12 @@ var templateFiles = map[string]string{
 	PageLink:             "login_link.html",
 	PageSAMLPost:         "saml_post.html",
 	PageEmergency:        "emergency.html",
+	PageAdminHome:        "admin_home.html",
+	PageAdminSessions:    "admin_sessions.html",
+	PageAdminPeople:      "admin_people.html",
+	PageAdminAudit:       "admin_audit.html",
+	PageAdminEmergency:   "admin_emergency.html",
+	PageAdminApps:        "admin_apps.html",
 }
 
 // NewRenderer parses the embedded templates and translations once. It fails
@@ -341,7 +347,11 @@ func NewRenderer(opts ...RendererOption) (*Renderer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("web: %s: %w", page, err)
 		}
-		t, err := l.ParseFS(templateFS, "templates/"+file)
+		files := []string{"templates/" + file}
+		if isAdminPage(page) {
+			files = append(files, "templates/"+adminPartials)
+		}
+		t, err := l.ParseFS(templateFS, files...)
 		if err != nil {
 			return nil, fmt.Errorf("web: %s: %w", page, err)
 		}
@@ -661,6 +671,22 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 		if !ok && data != nil {
 			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
 		}
+		v.Page = p
+	default:
+		if !isAdminPage(page) {
+			break
+		}
+		p, ok := deref[AdminPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		}
+		if p.Error != "" {
+			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
+		}
+		if p.Message != "" {
+			v.Text.Message = r.cat.text(lang, r.knownKey(p.Message), p.MessageArgs...)
+		}
+		v.Wide = true
 		v.Page = p
 	}
 	var buf bytes.Buffer

@@ -113,6 +113,12 @@ func (m *Manager) Create(ctx context.Context, subject string, id connectors.Iden
 	if err := m.save(ctx, s, keyOf(secret)); err != nil {
 		return nil, "", err
 	}
+	// A session the person index does not list could not be ended by an
+	// admin's global sign-out: without the index entry there is no session.
+	if err := m.indexAdd(ctx, s); err != nil {
+		_ = m.eph.Delete(ctx, keyOf(secret), sidKey(s.ID))
+		return nil, "", err
+	}
 	return s, secret, nil
 }
 
@@ -211,7 +217,13 @@ func (m *Manager) End(ctx context.Context, secret string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s, m.eph.Delete(ctx, keyOf(secret), sidKey(s.ID))
+	if err := m.eph.Delete(ctx, keyOf(secret), sidKey(s.ID)); err != nil {
+		return s, err
+	}
+	// The index entry of an ended session is only clutter: a failure to
+	// remove it is harmless (listings skip and drop dead entries).
+	_ = m.indexRemove(ctx, s)
+	return s, nil
 }
 
 // EndByID deletes the session with public id sid (logout with an
@@ -228,5 +240,9 @@ func (m *Manager) EndByID(ctx context.Context, sid string) (*Session, error) {
 		_ = m.eph.Delete(ctx, sidKey(sid))
 		return nil, err
 	}
-	return s, m.eph.Delete(ctx, string(key), sidKey(sid))
+	if err := m.eph.Delete(ctx, string(key), sidKey(sid)); err != nil {
+		return s, err
+	}
+	_ = m.indexRemove(ctx, s)
+	return s, nil
 }

@@ -466,3 +466,123 @@ func TestSessionSizeRedis(t *testing.T) {
 		t.Fatalf("session key PTTL = %v, want within the idle timeout %v", ttl, idle)
 	}
 }
+
+func TestPersonIndex(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, lifetime, idle)
+	a1, _, err := f.m.Create(ctx, "ad:alice", realistic(f.clock.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute)
+	a2, secret2, err := f.m.Create(ctx, "ad:alice", realistic(f.clock.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, _, err := f.m.Create(ctx, "ad:bob", realistic(f.clock.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := func(subject string) []string {
+		t.Helper()
+		ss, err := f.m.ListBySubject(ctx, subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range ss {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	if got := ids("ad:alice"); !slices.Equal(got, []string{a1.ID, a2.ID}) {
+		t.Fatalf("alice's sessions = %v, want %v", got, []string{a1.ID, a2.ID})
+	}
+	if got := ids("ad:bob"); !slices.Equal(got, []string{b1.ID}) {
+		t.Fatalf("bob's sessions = %v", got)
+	}
+	if got := ids("ad:nobody"); len(got) != 0 {
+		t.Fatalf("nobody's sessions = %v", got)
+	}
+	if s, err := f.m.GetByID(ctx, a1.ID); err != nil || s.Subject != "ad:alice" {
+		t.Fatalf("GetByID = %v, %v", s, err)
+	}
+	if _, err := f.m.GetByID(ctx, "forged"); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("GetByID(forged) = %v", err)
+	}
+
+	// Ending by id or by cookie removes the session from the listing.
+	if _, err := f.m.EndByID(ctx, a1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.m.End(ctx, secret2); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids("ad:alice"); len(got) != 0 {
+		t.Fatalf("after ending both, alice's sessions = %v", got)
+	}
+	if _, err := f.m.GetByID(ctx, a1.ID); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("GetByID after end = %v", err)
+	}
+}
+
+// A session created late in a bucket is still listed until it expires,
+// though the list's key was created earlier (its TTL is kept by
+// CompareAndSwap); idle-expired sessions drop out.
+func TestPersonIndexOutlivesItsSessions(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, time.Hour, 50*time.Minute)
+	var last *Session
+	var secret string
+	for range 7 {
+		s, sec, err := f.m.Create(ctx, "ad:alice", realistic(f.clock.Now()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, secret = s, sec
+		f.clock.Advance(10 * time.Minute)
+	}
+	// Keep the last one alive until just before its absolute lifetime.
+	for range 5 {
+		if err := f.m.Touch(ctx, secret, last, ""); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(9 * time.Minute)
+	}
+	ss, err := f.m.ListBySubject(ctx, "ad:alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) != 1 || ss[0].ID != last.ID {
+		t.Fatalf("listed %d sessions, want only the one still alive (%s)", len(ss), last.ID)
+	}
+}
+
+// Concurrent sign-ins of one person on several replicas all get indexed.
+func TestPersonIndexConcurrent(t *testing.T) {
+	ctx := context.Background()
+	for name, eph := range map[string]store.Ephemeral{"memory": memory.New(nil), "redis": func() store.Ephemeral {
+		c, prefix := testutil.RedisClient(t)
+		return redisstore.New(c, prefix)
+	}()} {
+		t.Run(name, func(t *testing.T) {
+			m := NewManager(eph, lifetime, idle, nil)
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Go(func() {
+					if _, _, err := m.Create(ctx, "ad:carol", realistic(time.Now())); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			ss, err := m.ListBySubject(ctx, "ad:carol")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ss) != 16 {
+				t.Fatalf("listed %d sessions, want 16", len(ss))
+			}
+		})
+	}
+}

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -12,8 +9,8 @@ import (
 	"os/user"
 	"time"
 
+	"github.com/garde-sso/garde/broker/account"
 	"github.com/garde-sso/garde/broker/audit"
-	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/cmd/garde/app"
 )
@@ -102,11 +99,8 @@ func keysCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "revoked %d security key(s) of %s\n", n, *person)
 		return 0
 	case "issue-code":
-		code := newEnrollmentCode()
-		sum := sha256.Sum256([]byte(flow.NormalizeCode(code)))
-		now := time.Now().UTC()
-		exp := now.Add(cfg.WebAuthn.Enrollment.CodeLifetime)
-		if err := db.CreateEnrollmentCode(ctx, store.EnrollmentCode{Hash: sum[:], Subject: *person, CreatedBy: *by, CreatedAt: now, ExpiresAt: exp}); err != nil {
+		code, exp, err := account.IssueEnrollmentCode(ctx, db, *person, *by, cfg.WebAuthn.Enrollment.CodeLifetime, time.Now())
+		if err != nil {
 			fmt.Fprintln(stderr, "garde:", err)
 			return 1
 		}
@@ -121,16 +115,6 @@ func keysCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "garde keys: unknown subcommand %q\n", sub)
 	return 2
-}
-
-// newEnrollmentCode returns 80 random bits as 16 base32 characters in four
-// groups: easy to read out and type, impossible to guess (and guesses are
-// throttled).
-func newEnrollmentCode() string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	s := base32.StdEncoding.EncodeToString(b)
-	return s[0:4] + "-" + s[4:8] + "-" + s[8:12] + "-" + s[12:16]
 }
 
 func shortID(id []byte) string {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/garde-sso/garde/broker/account"
+	"github.com/garde-sso/garde/broker/admin"
 	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/flow"
 	"github.com/garde-sso/garde/broker/keys"
@@ -56,7 +57,8 @@ type App struct {
 	Audit     *audit.Recorder
 
 	logger  *slog.Logger
-	samlIdP *saml.IdP // nil without a saml block
+	samlIdP *saml.IdP      // nil without a saml block
+	admin   *admin.Console // nil without admin roles
 	cancel  context.CancelFunc
 	closers []func(context.Context) error
 	cards   []cardListener
@@ -270,6 +272,9 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	if err != nil {
 		return nil, err
 	}
+	if ac := adminClient(cfg, master); ac != nil {
+		clients = append(clients, ac)
+	}
 	storage := oidc.NewStorage(oidc.StorageOptions{
 		Clients:         clients,
 		Ephemeral:       a.Ephemeral,
@@ -304,6 +309,12 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	}
 
 	a.samlIdP, err = a.buildSAML(ctx, runCtx, cfg, o, samlDeps{master: master, flow: engine, sessions: sessions, pages: pages, cookies: cookies, clock: o.Clock})
+	if err != nil {
+		return nil, err
+	}
+
+	a.admin, err = a.buildAdmin(cfg, adminDeps{master: master, sessions: sessions, pages: pages, csrf: csrf, cookies: cookies,
+		passwords: passwords, passkeys: pk, clock: o.Clock, logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,9 @@ func (a *App) routes(p *oidc.Provider, engine *flow.Engine, acct *account.Handle
 	if acct != nil {
 		acct.Register(mux, cop.Handler)
 	}
+	if a.admin != nil {
+		a.admin.Register(mux, cop.Handler)
+	}
 	// SAML endpoints take cross-origin POSTs from applications by design
 	// (the HTTP-POST binding): no cross-origin protection.
 	mountSAML(mux, a.samlIdP)

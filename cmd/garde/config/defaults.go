@@ -64,6 +64,7 @@ func applyDefaults(c *Config, r *report) {
 		// empty) is how an operator disables the metrics listener.
 		c.Listen.MetricsAddress = DefaultMetricsAddress
 	}
+	adminDefaults(c, r)
 	str(&c.Log.Level, "log.level", "info")
 	str(&c.Log.Format, "log.format", "text")
 	if unset("master_key") {

@@ -22,6 +22,15 @@ func (c *Config) PolicyConfig() policies.Config {
 		}
 		out.Apps[a.ID] = ap
 	}
+	// The admin console is an administration application whatever the
+	// configuration says of it: never emergency access, and at least the
+	// console's own level, which the flow then steps up to.
+	if c.Admin.Enabled() {
+		ap := out.Apps[AdminClientID]
+		ap.Admin, ap.Emergency = true, nil
+		ap.MinLevel = max(ap.MinLevel, policyLevel(c.Admin.MinLevel))
+		out.Apps[AdminClientID] = ap
+	}
 	return out
 }
 

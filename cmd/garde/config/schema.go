@@ -46,6 +46,8 @@ type Config struct {
 	Audit Audit `yaml:"audit"`
 	// Alerts are where security alerts go at once (schema_alerts.go).
 	Alerts Alerts `yaml:"alerts"`
+	// Admin configures the admin console (schema_admin.go).
+	Admin Admin `yaml:"admin"`
 
 	// Warnings are problems that do not stop Garde from starting (for
 	// example a session lifetime longer than the national 4h rule). Each is

@@ -5,10 +5,6 @@ import (
 	"time"
 )
 
-// AdminClientID is the client id of the admin console, an OIDC
-// application of Garde itself (policies may name it).
-const AdminClientID = "garde-admin"
-
 // Alerts are where security alerts go at once (an emergency access was
 // declared), besides the audit trail and its SIEM export.
 type Alerts struct {

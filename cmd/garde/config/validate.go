@@ -44,6 +44,7 @@ func (v *validator) validate() {
 	v.policies()
 	v.audit()
 	v.alerts()
+	v.admin()
 }
 
 // ---- helpers
