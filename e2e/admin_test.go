@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/garde-sso/garde/broker/admin"
+	"github.com/garde-sso/garde/broker/audit"
 	"github.com/garde-sso/garde/broker/store"
 	"github.com/garde-sso/garde/internal/testutil"
 )
@@ -464,12 +465,14 @@ func TestAdminSignInSecurity(t *testing.T) {
 		if p := u.br.get(g.issuer + admin.PathAPIWhoami); p.status != http.StatusUnauthorized {
 			t.Errorf("after a refused sign-in the API answered %d, want 401", p.status)
 		}
-		// Garde's flow refuses the acr_values the console asks for (no key
-		// to step up with); were a lower-level ID token issued anyway, the
-		// console's own check would refuse it (level_too_low).
-		waitAudit(t, g, store.AuditQuery{Type: admin.EventSignIn}, func(evs []store.AuditEvent) bool {
-			return len(evs) == 1 && evs[0].Outcome == "failure" &&
-				(evs[0].Reason == "level_too_low" || evs[0].Reason == "upstream_access_denied")
+		// The console is an administration application in the policy
+		// engine, with the console's level as its floor: Garde's flow
+		// refuses the password-only session itself (nothing here reaches
+		// substantial: no key, no card) and explains it on its own page;
+		// were a lower-level ID token issued anyway, the console's check
+		// would refuse it too (level_too_low).
+		waitAudit(t, g, store.AuditQuery{Type: audit.SignInFailure, App: admin.ClientID}, func(evs []store.AuditEvent) bool {
+			return len(evs) == 1 && evs[0].Reason == "policy_level_too_low"
 		})
 	})
 
