@@ -231,6 +231,22 @@ policies:
 		}
 	})
 
+	t.Run("metrics", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		g.app.Metrics.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		body := rec.Body.String()
+		for _, want := range []string{
+			`garde_emergency_accesses_total{mode="bris_de_glace"} 1`,
+			`garde_stepups_total{reason="level_too_low",to="high"}`,
+			`garde_connector_duration_seconds_count{connector="ad",op="login"}`,
+			`garde_tokens_issued_total{grant_type="authorization_code"}`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+	})
+
 	t.Run("essential acr", func(t *testing.T) {
 		ph := g.newRP(t, "pharmacie", "pharmacie-secret-0123456789abcdef0123", "https://pharmacie.test/cb")
 		high := `{"id_token":{"acr":{"essential":true,"values":["` + assurance.ACRHigh + `"]}}}`

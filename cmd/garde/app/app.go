@@ -177,6 +177,9 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	if err != nil {
 		return nil, err
 	}
+	for i := range passwords {
+		passwords[i].Connector = timedPassword{id: passwords[i].ID, inner: passwords[i].Connector, m: metrics}
+	}
 	for _, p := range passwords {
 		if c, ok := p.Connector.(interface{ Close() }); ok {
 			a.closers = append(a.closers, func(context.Context) error { c.Close(); return nil })
@@ -217,7 +220,7 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		}
 	}
 
-	linker, redirects, cards, err := a.openUpstreams(ctx, cfg, o, passwords)
+	linker, redirects, cards, err := a.openUpstreams(ctx, cfg, o, passwords, metrics)
 	if err != nil {
 		return nil, err
 	}

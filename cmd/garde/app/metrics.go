@@ -22,6 +22,13 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	events   *prometheus.CounterVec
 	signins  *prometheus.CounterVec
+	stepups  *prometheus.CounterVec
+	emerg    *prometheus.CounterVec
+	tokens   *prometheus.CounterVec
+	// Connector calls: LDAP binds and searches, Pro Santé Connect,
+	// revocation list and OCSP fetches.
+	connDuration *prometheus.HistogramVec
+	connErrors   *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -41,6 +48,23 @@ func newMetrics() *metrics {
 	m.signins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "garde_signins_total", Help: "Sign-ins by method (password, passkey, second_factor, enroll) and outcome; failures by reason.",
 	}, []string{"method", "outcome", "reason"})
+	m.stepups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garde_stepups_total", Help: "Step-ups asked of signed-in people, by level asked for and policy reason.",
+	}, []string{"to", "reason"})
+	m.emerg = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garde_emergency_accesses_total", Help: "Emergency accesses (bris de glace) declared, by access mode.",
+	}, []string{"mode"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garde_tokens_issued_total", Help: "Tokens issued at the token endpoint, by grant type (refreshes included).",
+	}, []string{"grant_type"})
+	m.connDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "garde_connector_duration_seconds", Help: "Identity source calls by connector and operation (login, lookup, exchange, crl, ocsp...).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"connector", "op"})
+	m.connErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "garde_connector_errors_total", Help: "Identity source calls that failed for the source's reasons (unreachable, timeout, bad answer), not the person's (wrong password, refused card).",
+	}, []string{"connector", "op"})
+	m.reg.MustRegister(m.stepups, m.emerg, m.tokens, m.connDuration, m.connErrors)
 	m.reg.MustRegister(m.requests, m.duration, m.events, m.signins,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -50,8 +74,15 @@ func newMetrics() *metrics {
 // constants (types, outcomes, reason codes, methods), never from input.
 func (m *metrics) observe(e store.AuditEvent) {
 	m.events.WithLabelValues(e.Type, e.Outcome).Inc()
-	if e.Type == audit.SignInSuccess || e.Type == audit.SignInFailure {
+	switch e.Type {
+	case audit.SignInSuccess, audit.SignInFailure:
 		m.signins.WithLabelValues(e.Details["method"], e.Outcome, e.Reason).Inc()
+	case audit.StepUpRequired:
+		m.stepups.WithLabelValues(e.Details["to"], e.Reason).Inc()
+	case audit.EmergencyDeclared:
+		m.emerg.WithLabelValues(e.Reason).Inc()
+	case audit.TokenIssued, audit.TokenRefreshed:
+		m.tokens.WithLabelValues(e.Details["grant_type"]).Inc()
 	}
 }
 

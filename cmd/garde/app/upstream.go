@@ -21,7 +21,7 @@ import (
 
 // openUpstreams builds the linker over the password directories, and the
 // Pro Santé Connect and CPS card connectors of the configuration.
-func (a *App) openUpstreams(ctx context.Context, cfg *config.Config, o Options, passwords []flow.PasswordSource) (*linking.Linker, []flow.RedirectSource, []flow.CardSource, error) {
+func (a *App) openUpstreams(ctx context.Context, cfg *config.Config, o Options, passwords []flow.PasswordSource, m *metrics) (*linking.Linker, []flow.RedirectSource, []flow.CardSource, error) {
 	var dirs []linking.Directory
 	for _, p := range passwords {
 		d := linking.Directory{ID: p.ID}
@@ -47,9 +47,9 @@ func (a *App) openUpstreams(ctx context.Context, cfg *config.Config, o Options, 
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("connector %s: %w", c.ID, err)
 			}
-			redirects = append(redirects, flow.RedirectSource{ID: c.ID, Name: name, Connector: pscAdapter{conn, c.PSC.BackChannelLogout}})
+			redirects = append(redirects, flow.RedirectSource{ID: c.ID, Name: name, Connector: pscAdapter{c: conn, backchannel: c.PSC.BackChannelLogout, m: m, id: c.ID}})
 		case c.Type == "cps" && c.CPS != nil:
-			conn, err := a.openCPS(ctx, c.ID, c.CPS, o)
+			conn, err := a.openCPS(ctx, c.ID, c.CPS, o, m)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("connector %s: %w", c.ID, err)
 			}
@@ -92,12 +92,14 @@ func openPSC(ctx context.Context, id string, c *config.PSCConnector, o Options) 
 // openCPS builds a card connector and fetches its CRLs once: a CRL that
 // cannot be fetched makes card sign-ins fail closed until the background
 // refresh succeeds, which the log says.
-func (a *App) openCPS(ctx context.Context, id string, c *config.CPSConnector, o Options) (*cps.Connector, error) {
+func (a *App) openCPS(ctx context.Context, id string, c *config.CPSConnector, o Options, m *metrics) (*cps.Connector, error) {
 	level, _ := assurance.ParseACR(c.Level)
 	opts := cps.Options{
 		ConnectorID: id, Anchors: c.Anchors, Intermediates: c.Intermediates, PolicyOIDs: c.PolicyOIDs,
 		Revocation: c.Revocation, AllowStaleCRL: c.AllowStaleCRL, CRLURLs: c.CRLURLs,
-		RefreshEvery: c.RefreshEvery, HTTPClient: &http.Client{Timeout: 15 * time.Second},
+		RefreshEvery: c.RefreshEvery,
+		HTTPClient: &http.Client{Timeout: 15 * time.Second,
+			Transport: timedTransport{next: http.DefaultTransport, m: m, connector: id, op: cardFetchOp}},
 		Level: level, AMR: c.AMR, Clock: o.Clock, Logger: o.Logger,
 	}
 	for _, f := range c.CRLFiles {
@@ -145,6 +147,8 @@ func cardOrigin(cfg *config.Config, c *config.CPSConnector) string {
 type pscAdapter struct {
 	c           *psc.Connector
 	backchannel bool
+	m           *metrics
+	id          string
 }
 
 func (p pscAdapter) AuthCodeURL(ctx context.Context, callbackURL, state, nonce, codeChallenge, loginHint string) (string, error) {
@@ -152,7 +156,12 @@ func (p pscAdapter) AuthCodeURL(ctx context.Context, callbackURL, state, nonce, 
 }
 
 func (p pscAdapter) Exchange(ctx context.Context, callbackURL, code, codeVerifier, nonce string) (connectors.Identity, error) {
-	return p.c.Exchange(ctx, callbackURL, code, codeVerifier, nonce)
+	start := time.Now()
+	id, err := p.c.Exchange(ctx, callbackURL, code, codeVerifier, nonce)
+	if p.m != nil {
+		p.m.connCall(p.id, "exchange", start, err)
+	}
+	return id, err
 }
 
 func (pscAdapter) Reason(err error) string { return psc.Reason(err) }
