@@ -86,7 +86,8 @@ func TestAuditExportWiring(t *testing.T) {
 	// served: the dashboard's names are checked against those the code
 	// defines.
 	known := []string{"garde_signins_total", "garde_audit_events_total", "garde_audit_export_sent_total", "garde_audit_export_errors_total",
-		"garde_audit_export_lag_events", "garde_store_duration_seconds", "garde_store_errors_total", "garde_http_requests_total", "garde_http_request_duration_seconds"}
+		"garde_audit_export_lag_events", "garde_store_duration_seconds", "garde_store_errors_total", "garde_http_requests_total", "garde_http_request_duration_seconds",
+		"garde_stepups_total", "garde_emergency_accesses_total", "garde_tokens_issued_total", "garde_connector_duration_seconds", "garde_connector_errors_total"}
 	name := regexp.MustCompile(`garde_[a-z_]+`)
 	n := 0
 	for _, p := range dash.Panels {
