@@ -77,9 +77,14 @@ func TestDemo(t *testing.T) {
 	if !spa.Public || spa.TokenEndpointAuthMethod != "none" || spa.IDTokenSignedResponseAlg != "ES256" || spa.Secret.IsSet() {
 		t.Errorf("demo-spa: %+v", spa)
 	}
-	// The short demo secret is a warning, not an error.
-	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "clients[0].secret: is shorter than 32 characters") {
+	// The short demo secret and the password-only console are warnings,
+	// accepted only because the demo runs on loopback.
+	if len(cfg.Warnings) != 2 || !strings.Contains(cfg.Warnings[0], "clients[0].secret: is shorter than 32 characters") ||
+		!strings.Contains(cfg.Warnings[1], "admin.min_level: low opens the console with a password alone") {
 		t.Errorf("demo warnings: %q", cfg.Warnings)
+	}
+	if !cfg.Admin.Enabled() || len(cfg.Policies.Applications) != 1 || cfg.Policies.Applications[0].ID != "demo-spa" {
+		t.Errorf("demo policies and console: %+v %+v", cfg.Admin, cfg.Policies)
 	}
 }
 
