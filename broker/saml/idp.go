@@ -208,6 +208,7 @@ func (p *IdP) Handler() http.Handler {
 	mux.HandleFunc(PathResume, p.serveResume)
 	mux.HandleFunc(PathIdPInitiated, p.serveIdPInitiated)
 	mux.HandleFunc(PathSLO, p.serveSLO)
+	mux.HandleFunc("GET "+PathSLOContinue, p.serveSLOContinue)
 	return mux
 }
 

@@ -29,6 +29,9 @@ type logoutState struct {
 	Partial   bool   `json:"partial,omitempty"`
 	Person    string `json:"person,omitempty"`
 	SessionID string `json:"sid,omitempty"`
+	// Next is where the browser goes at the end of a logout that no SP
+	// started (StartLogout): Origin is then empty.
+	Next string `json:"next,omitempty"`
 }
 
 func logoutKey(id string) string { return "saml:logout:" + id }
@@ -240,6 +243,10 @@ func (p *IdP) nextLogout(w http.ResponseWriter, r *http.Request, stateID string,
 		return
 	}
 	_ = p.o.Ephemeral.Delete(ctx, logoutKey(stateID))
+	if st.Origin == "" && st.Next != "" {
+		http.Redirect(w, r, st.Next, http.StatusSeeOther)
+		return
+	}
 	origin, ok := p.sps[st.Origin]
 	var md *spMetadata
 	if ok {

@@ -305,7 +305,7 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 		CodeLifetime:         cfg.Tokens.AuthorizationCodeLifetime,
 		HTTPClient:           &http.Client{Timeout: 10 * time.Second},
 		Logger:               o.Logger,
-		UpstreamLogout:       engine.UpstreamLogout,
+		UpstreamLogout:       a.logoutElsewhere(engine),
 	})
 	if err != nil {
 		return nil, err

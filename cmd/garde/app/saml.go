@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/garde-sso/garde/broker/flow"
 	"net/http"
 	"time"
 
@@ -100,7 +101,33 @@ func mountSAML(mux *http.ServeMux, idp *saml.IdP) {
 		return
 	}
 	h := idp.Handler()
-	for _, p := range []string{saml.PathMetadata, saml.PathSSO, saml.PathSLO, saml.PathResume, saml.PathIdPInitiated} {
+	for _, p := range []string{saml.PathMetadata, saml.PathSSO, saml.PathSLO, saml.PathResume, saml.PathIdPInitiated, saml.PathSLOContinue} {
 		mux.Handle(p, h)
+	}
+}
+
+// logoutElsewhere is what an OpenID Connect logout does after ending the
+// Garde session: tell the session's SAML applications (front-channel
+// LogoutRequests, carried by the browser), then end the upstream
+// provider's session (Pro Santé Connect), then go on to next. It returns
+// "" when there is nothing to do elsewhere.
+func (a *App) logoutElsewhere(engine *flow.Engine) func(ctx context.Context, s *session.Session, next string) (string, error) {
+	return func(ctx context.Context, s *session.Session, next string) (string, error) {
+		dest := next
+		upstream, err := engine.UpstreamLogout(ctx, s, next)
+		if err != nil {
+			a.logger.Warn("upstream logout skipped", "sid", s.ID, "err", err)
+		} else if upstream != "" {
+			dest = upstream
+		}
+		if a.samlIdP != nil {
+			propagate, err := a.samlIdP.StartLogout(ctx, s.ID, dest)
+			if err != nil {
+				a.logger.Warn("SAML logout propagation skipped", "sid", s.ID, "err", err)
+			} else if propagate != "" {
+				return propagate, nil
+			}
+		}
+		return upstream, nil
 	}
 }
