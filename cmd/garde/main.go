@@ -231,6 +231,9 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid (%d connectors, %d clients)\n", args[0], len(cfg.Connectors), len(cfg.Clients))
+	// The same fingerprint is in the config.loaded audit event of every
+	// start: which rules were in force, and when they changed.
+	fmt.Fprintf(stdout, "access policies sha256 %s\n", app.PolicyFingerprint(cfg))
 	return 0
 }
 

@@ -44,7 +44,8 @@ clients:
 	if err := os.WriteFile(bad, []byte("issuer: http://hopital.example\nlisten:\n  adress: \":443\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errs := runCmd(t, "", "check-config", good); code != 0 || !strings.Contains(out, "configuration is valid") {
+	if code, out, errs := runCmd(t, "", "check-config", good); code != 0 || !strings.Contains(out, "configuration is valid") ||
+		!regexp.MustCompile(`access policies sha256 [0-9a-f]{64}\n`).MatchString(out) {
 		t.Fatalf("good config: exit %d\n%s%s", code, out, errs)
 	}
 	code, _, errs := runCmd(t, "", "check-config", bad)

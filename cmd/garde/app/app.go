@@ -10,6 +10,8 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -165,6 +167,12 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	}
 	a.Audit.Record(store.AuditEvent{Type: audit.ConfigLoaded, Outcome: audit.Success, Details: map[string]string{
 		"issuer": cfg.Issuer, "connectors": strconv.Itoa(len(cfg.Connectors)), "clients": strconv.Itoa(len(cfg.Clients)),
+		"saml_service_providers": strconv.Itoa(len(cfg.SAML.ServiceProviders)),
+		"policy_applications":    strconv.Itoa(len(cfg.Policies.Applications)),
+		// A fingerprint of the access rules in force: an auditor sees
+		// when they changed between two starts, and can match them to a
+		// file (garde check-config prints the same).
+		"policies_sha256": PolicyFingerprint(cfg),
 	}})
 	go a.purgeExpired(runCtx, o.Clock)
 	go func() {
@@ -545,4 +553,15 @@ func (a *App) reloadMetadata(ctx context.Context, pk interface{ ReloadMetadata()
 			}
 		}
 	}
+}
+
+// PolicyFingerprint is the SHA-256 of the access rules the configuration
+// compiles to, in a stable encoding.
+func PolicyFingerprint(cfg *config.Config) string {
+	b, err := json.Marshal(cfg.PolicyConfig())
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
