@@ -44,23 +44,29 @@ policies:
 `, labID, sp.id)
 }
 
-// appLandings stands in, inside one browser tab, for the OpenID Connect
+// traffic stands in, inside one browser tab, for the OpenID Connect
 // applications of the harness (https://*.test, names that do not resolve):
 // the browser's requests to them are answered with a landing page, and the
-// URLs they were sent are kept, as what the applications received.
-type appLandings struct {
-	mu   sync.Mutex
-	urls []string
+// URLs they were sent are kept, as what the applications received. It
+// also keeps the bodies the browser posts to a SAML SP's assertion
+// consumer service, which go on to the SP unchanged.
+type traffic struct {
+	mu       sync.Mutex
+	landings []string
+	acsPosts []url.Values
 }
 
-func catchApps(t *testing.T, ctx context.Context) *appLandings {
+func watchTraffic(t *testing.T, ctx context.Context, acsURL string) *traffic {
 	t.Helper()
-	l := &appLandings{}
+	tr := &traffic{}
+	patterns := []*fetch.RequestPattern{{URLPattern: "https://*.test/*"}}
+	if acsURL != "" {
+		patterns = append(patterns, &fetch.RequestPattern{URLPattern: acsURL + "*"})
+	}
 	// Subscribed before interception starts, so no request is missed.
 	paused := chromedp.Events(ctx, fetch.RequestPaused)
-	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{
-		Patterns: []*fetch.RequestPattern{{URLPattern: "https://*.test/*"}}}); err != nil {
-		t.Fatalf("intercept the applications' hosts: %v", err)
+	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: patterns}); err != nil {
+		t.Fatalf("intercept the applications' requests: %v", err)
 	}
 	go func() {
 		// The iterator delivers on its own goroutine, so commands may be
@@ -69,9 +75,21 @@ func catchApps(t *testing.T, ctx context.Context) *appLandings {
 			if err != nil {
 				return
 			}
-			l.mu.Lock()
-			l.urls = append(l.urls, ev.Request.URL)
-			l.mu.Unlock()
+			if acsURL != "" && strings.HasPrefix(ev.Request.URL, acsURL) {
+				var body []byte
+				for _, e := range ev.Request.PostDataEntries {
+					body = append(body, e.Bytes...)
+				}
+				form, _ := url.ParseQuery(string(body))
+				tr.mu.Lock()
+				tr.acsPosts = append(tr.acsPosts, form)
+				tr.mu.Unlock()
+				_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				continue
+			}
+			tr.mu.Lock()
+			tr.landings = append(tr.landings, ev.Request.URL)
+			tr.mu.Unlock()
 			_, _ = chromedp.Call(ctx, fetch.FulfillRequest, fetch.FulfillRequestParams{
 				RequestID: ev.RequestID, ResponseCode: http.StatusOK,
 				ResponseHeaders: []*fetch.HeaderEntry{{Name: "Content-Type", Value: "text/plain"}},
@@ -79,20 +97,36 @@ func catchApps(t *testing.T, ctx context.Context) *appLandings {
 			})
 		}
 	}()
-	return l
+	return tr
 }
 
 // received lists the URLs an application (by its redirect URI) was sent.
-func (l *appLandings) received(redirect string) []*url.URL {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (tr *traffic) received(redirect string) []*url.URL {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
 	var out []*url.URL
-	for _, s := range l.urls {
+	for _, s := range tr.landings {
 		if strings.HasPrefix(s, redirect) {
 			if u, err := url.Parse(s); err == nil {
 				out = append(out, u)
 			}
 		}
+	}
+	return out
+}
+
+// samlResponses are the SAMLResponse messages posted to the SP, decoded.
+func (tr *traffic) samlResponses(t *testing.T) []string {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var out []string
+	for _, f := range tr.acsPosts {
+		raw, err := base64.StdEncoding.DecodeString(f.Get("SAMLResponse"))
+		if err != nil || len(raw) == 0 {
+			t.Fatalf("a post to the SP without a readable SAMLResponse: %v %v", f, err)
+		}
+		out = append(out, string(raw))
 	}
 	return out
 }
@@ -157,38 +191,6 @@ func signInToPatients(t *testing.T, ctx context.Context, g *gardeUnderTest, pati
 	return c
 }
 
-// acsRecorder keeps the SAMLResponse messages the SP's ACS receives, as
-// they arrive on the wire (before samlsp checks them).
-type acsRecorder struct {
-	mu        sync.Mutex
-	responses []string
-}
-
-func recordACS(sp *testSP) *acsRecorder {
-	rec := &acsRecorder{}
-	next := sp.srv.Config.Handler
-	sp.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == sp.mw.ServiceProvider.AcsURL.Path {
-			// samlsp reads the same parsed form afterwards.
-			if err := r.ParseForm(); err == nil {
-				if raw, err := base64.StdEncoding.DecodeString(r.PostForm.Get("SAMLResponse")); err == nil {
-					rec.mu.Lock()
-					rec.responses = append(rec.responses, string(raw))
-					rec.mu.Unlock()
-				}
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-	return rec
-}
-
-func (a *acsRecorder) all() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.responses...)
-}
-
 // TestPolicyBrowserKeyStepUp: a clinician signed in with a password opens
 // the lab, which requires substantial: Garde shows the key page only (no
 // password again), a touch of the key completes it, and the lab's token
@@ -196,11 +198,10 @@ func (a *acsRecorder) all() []string {
 // same holds for a SAML application.
 func TestPolicyBrowserKeyStepUp(t *testing.T) {
 	sp := newTestSP(t, spOptions{binding: crewjam.HTTPRedirectBinding})
-	acs := recordACS(sp)
 	g := startGardeWith(t, gardeOptions{backend: embedded, localhost: true, extraConfig: keyStepUpConfig(t, sp)})
 	sp.trustGarde(g)
 	ctx, _ := chromium(t)
-	apps := catchApps(t, ctx)
+	apps := watchTraffic(t, ctx, sp.mw.ServiceProvider.AcsURL.String())
 	patients := g.newRP(t, appID, appSecret, appRedirect)
 	labo := g.newRP(t, labID, labSecret, labRedirect)
 	u := testutil.SlapdJDupont
@@ -274,7 +275,7 @@ func TestPolicyBrowserKeyStepUp(t *testing.T) {
 	if hasPasswordField(t, ctx) {
 		t.Fatalf("step-up to the SAML application asked for the password again:\n%s", pageHTML(t, ctx))
 	}
-	if n := len(acs.all()); n != 0 {
+	if n := len(apps.samlResponses(t)); n != 0 {
 		t.Fatalf("the SP received %d responses before the key was touched", n)
 	}
 	run(t, ctx, chromedp.Click(chromedp.CSS(`[data-webauthn="login"]`)))
@@ -285,7 +286,7 @@ func TestPolicyBrowserKeyStepUp(t *testing.T) {
 	if !strings.Contains(body, "assuranceLevel="+assurance.ACRSubstantial) || !strings.Contains(body, "uid="+u.Username) {
 		t.Errorf("the SP's session after step-up:\n%s", body)
 	}
-	got := acs.all()
+	got := apps.samlResponses(t)
 	if len(got) != 1 {
 		t.Fatalf("the SP received %d responses, want 1", len(got))
 	}
@@ -314,7 +315,7 @@ func TestPolicyBrowserNoKeyNoLowToken(t *testing.T) {
 	sp := newTestSP(t, spOptions{binding: crewjam.HTTPRedirectBinding})
 	g := startGardeWith(t, gardeOptions{backend: embedded, localhost: true, extraConfig: keyStepUpConfig(t, sp)})
 	ctx, _ := chromium(t)
-	apps := catchApps(t, ctx)
+	apps := watchTraffic(t, ctx, "")
 	patients := g.newRP(t, appID, appSecret, appRedirect)
 	labo := g.newRP(t, labID, labSecret, labRedirect)
 	u := testutil.SlapdPMartin
