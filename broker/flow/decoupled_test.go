@@ -8,12 +8,12 @@ import (
 
 func TestNormalizeNationalID(t *testing.T) {
 	for in, want := range map[string]string{
-		"10000000009":      "810000000009", // RPPS: the 8 is added
-		"810000000009":     "810000000009", // idNat as printed
-		" 100 000 000 09 ": "810000000009", // spaces as on the card
-		"8 10000000009":    "810000000009",
+		"10000000009":       "810000000009", // RPPS: the 8 is added
+		"810000000009":      "810000000009", // idNat as printed
+		" 100 000 000 09 ":  "810000000009", // spaces as on the card
+		"8 10000000009":     "810000000009",
 		"10000\u00a0000009": "810000000009", // a non-breaking space pasted
-		"99700075122":      "899700075122",
+		"99700075122":       "899700075122",
 	} {
 		got, err := NormalizeNationalID(in)
 		if err != nil || got != want {
