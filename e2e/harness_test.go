@@ -165,6 +165,8 @@ type gardeOptions struct {
 	// {{CARD_LISTEN}}, the address of a card listener the harness starts
 	// (with the server's certificate) when the configuration asks for one.
 	extraConnectors string
+	// clock, when set, is Garde's clock (nil: time.Now).
+	clock func() time.Time
 }
 
 func startGardeWith(t testing.TB, opt gardeOptions) *gardeUnderTest {
@@ -251,6 +253,7 @@ func startGardeWith(t testing.TB, opt gardeOptions) *gardeUnderTest {
 	a, err := app.Build(context.Background(), cfg, app.Options{
 		Logger: logger,
 		Getenv: func(k string) string { return env[k] },
+		Clock:  opt.clock,
 	})
 	if err != nil {
 		t.Fatalf("build garde: %v", err)

@@ -303,6 +303,7 @@ var templateFiles = map[string]string{
 	PageKeys:             "keys.html",
 	PageKeyRemoveConfirm: "key_remove_confirm.html",
 	PageLink:             "login_link.html",
+	PageDecoupled:        "login_decoupled.html",
 	PageSAMLPost:         "saml_post.html",
 	PageEmergency:        "emergency.html",
 	PageAdminHome:        "admin_home.html",
@@ -589,6 +590,12 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 		}
 		if p.Error != "" {
 			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
+		}
+		v.Page = p
+	case PageDecoupled:
+		p, ok := deref[DecoupledPage](data)
+		if !ok {
+			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
 		}
 		v.Page = p
 	case PageEmergency:

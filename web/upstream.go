@@ -15,6 +15,9 @@ type LoginOption struct {
 	Name string
 	// URL starts the method for this flow.
 	URL string
+	// Decoupled, for Pro Santé Connect, offers the decoupled sign-in
+	// (the request pushed to the card reader or e-CPS app); nil hides it.
+	Decoupled *DecoupledForm
 }
 
 // LinkPage is the view model of "Associez votre carte à votre compte".

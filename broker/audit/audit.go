@@ -49,6 +49,12 @@ const (
 	// for an application (Reason: the policy's; Details: from, to,
 	// methods).
 	StepUpRequired = "signin.step_up"
+	// SignInDecoupled: a decoupled sign-in (Pro Santé Connect CIBA) was
+	// pushed to a professional's card reader or app (Details: stage
+	// "requested", national_id, channel), or approved there (stage
+	// "approved"); signin.success or signin.failure follows as for any
+	// sign-in.
+	SignInDecoupled = "signin.decoupled"
 	// EmergencyDeclared: an emergency access (bris de glace) was declared
 	// (Reason: the TRE_R248 access mode; Details: justification,
 	// denied_for, until, severity=high). EmergencyReviewed: an auditor

@@ -123,6 +123,8 @@ type record struct {
 	PendingMethod string `json:"pending_method,omitempty"`
 	// Upstream is a redirect sign-in in progress (PSC).
 	Upstream *upstreamAttempt `json:"upstream,omitempty"`
+	// Decoupled is a decoupled sign-in in progress (PSC CIBA).
+	Decoupled *decoupledAttempt `json:"decoupled,omitempty"`
 	// StepUp restricts the login page to the methods a policy asked for.
 	StepUp *stepUpState `json:"step_up,omitempty"`
 	// Emergency is the declaration the person may make (state emergency).

@@ -104,6 +104,7 @@ func (e *Engine) RegisterUpstream(mux *http.ServeMux, guard func(http.Handler) h
 	if len(e.redirects) > 0 || len(e.cards) > 0 {
 		mux.Handle(PathLink, h(e.linkPage))
 	}
+	e.registerDecoupled(mux, h)
 }
 
 func (e *Engine) callbackURL(source string) string {
@@ -126,7 +127,7 @@ func (e *Engine) upstreamOptions(rec *record) []web.LoginOption {
 			break
 		}
 		q := url.Values{"flow": {rec.ID}, "step": {step}, "source": {p.ID}}
-		out = append(out, web.LoginOption{Kind: "psc", Name: p.Name, URL: PathUpstream + "?" + q.Encode()})
+		out = append(out, web.LoginOption{Kind: "psc", Name: p.Name, URL: PathUpstream + "?" + q.Encode(), Decoupled: e.decoupledForm(p.ID)})
 	}
 	return out
 }

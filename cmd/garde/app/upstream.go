@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -47,7 +48,14 @@ func (a *App) openUpstreams(ctx context.Context, cfg *config.Config, o Options, 
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("connector %s: %w", c.ID, err)
 			}
-			redirects = append(redirects, flow.RedirectSource{ID: c.ID, Name: name, Connector: pscAdapter{c: conn, backchannel: c.PSC.BackChannelLogout, m: m, id: c.ID}})
+			base := pscAdapter{c: conn, backchannel: c.PSC.BackChannelLogout, m: m, id: c.ID}
+			var adapter flow.RedirectConnector = base
+			if ch := c.PSC.DecoupledChannels(); len(ch) > 0 {
+				// Only a connector the configuration enables offers the
+				// decoupled sign-in: the flow finds it by this type.
+				adapter = pscDecoupledAdapter{base, ch}
+			}
+			redirects = append(redirects, flow.RedirectSource{ID: c.ID, Name: name, Connector: adapter})
 		case c.Type == "cps" && c.CPS != nil:
 			conn, err := a.openCPS(ctx, c.ID, c.CPS, o, m)
 			if err != nil {
@@ -177,6 +185,31 @@ func (p pscAdapter) VerifyLogoutToken(ctx context.Context, raw string) (string, 
 	t, err := p.c.VerifyLogoutToken(ctx, raw)
 	return t.Subject, t.SessionID, t.JTI, err
 }
+
+// pscDecoupledAdapter is a PSC connector with the decoupled sign-in
+// (CIBA) enabled on channels.
+type pscDecoupledAdapter struct {
+	pscAdapter
+	channels []string
+}
+
+var _ flow.DecoupledConnector = pscDecoupledAdapter{}
+
+func (p pscDecoupledAdapter) StartDecoupled(ctx context.Context, idNat, channel string) (flow.DecoupledStart, error) {
+	d, err := p.c.StartDecoupled(ctx, idNat, channel)
+	return flow.DecoupledStart{AuthReqID: d.AuthReqID, BindingMessage: d.BindingMessage, Interval: d.Interval, ExpiresIn: d.ExpiresIn}, err
+}
+
+func (p pscDecoupledAdapter) PollDecoupled(ctx context.Context, authReqID string) (connectors.Identity, error) {
+	return p.c.PollDecoupled(ctx, authReqID)
+}
+
+func (pscDecoupledAdapter) Pending(err error) bool {
+	return errors.Is(err, psc.ErrAuthorizationPending)
+}
+func (pscDecoupledAdapter) SlowDown(err error) bool { return errors.Is(err, psc.ErrSlowDown) }
+
+func (p pscDecoupledAdapter) DecoupledChannels() []string { return p.channels }
 
 // cpsAdapter fits the card connector to the flow's interface.
 type cpsAdapter struct{ c *cps.Connector }

@@ -163,3 +163,61 @@ func TestPSCWarnings(t *testing.T) {
 }
 
 func fmtAll(p *PSCConnector) string { return fmt.Sprintf("%v %+v %#v", *p, *p, *p) }
+
+func TestPSCDecoupled(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"absent", "", nil},
+		{"disabled", "      decoupled: {enabled: false, channels: [CARD]}\n", nil},
+		{"enabled, both by default", "      decoupled: {enabled: true}\n", []string{"CARD", "MOBILE"}},
+		{"enabled, the app only", "      decoupled:\n        enabled: true\n        channels: [MOBILE]\n", []string{"MOBILE"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			yml := pscConnector("      environment: bas\n      client_id: x\n      client_secret: ${PSC_SECRET}\n" + tc.body)
+			cfg, err := Parse("test.yaml", []byte(yml), pscEnv())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Connectors[1].PSC.DecoupledChannels(); !slices.Equal(got, tc.want) {
+				t.Errorf("channels %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPSCDecoupledErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"unknown channel", "      decoupled:\n        enabled: true\n        channels: [CARD, SMS]\n",
+			[]string{`test.yaml:17:26: connectors[1].psc.decoupled.channels[1]: "SMS" is not a PSC decoupled sign-in channel; expected one of CARD, MOBILE`}},
+		{"lower case", "      decoupled:\n        enabled: true\n        channels: [mobile]\n",
+			[]string{`connectors[1].psc.decoupled.channels[0]: "mobile" is not a PSC decoupled sign-in channel; expected one of CARD, MOBILE (did you mean "MOBILE"?)`}},
+		{"twice", "      decoupled:\n        enabled: true\n        channels: [CARD, CARD]\n",
+			[]string{`connectors[1].psc.decoupled.channels[1]: "CARD" is listed twice (also connectors[1].psc.decoupled.channels[0]); expected each channel once`}},
+		{"unknown key", "      decoupled:\n        enable: true\n",
+			[]string{`test.yaml:16:9: connectors[1].psc.decoupled.enable: unknown key "enable"; did you mean "enabled"?`}},
+		{"not a boolean", "      decoupled:\n        enabled: oui\n",
+			[]string{`connectors[1].psc.decoupled.enabled`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			yml := pscConnector("      environment: bas\n      client_id: x\n      client_secret: ${PSC_SECRET}\n" + tc.body)
+			_, err := Parse("test.yaml", []byte(yml), pscEnv())
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain\n  %s\ngot:\n  %s", w, strings.ReplaceAll(err.Error(), "\n", "\n  "))
+				}
+			}
+			var list Errors
+			if !errors.As(err, &list) || len(list) != len(tc.want) {
+				t.Errorf("want exactly %d problems, got:\n%v", len(tc.want), err)
+			}
+		})
+	}
+}

@@ -44,6 +44,30 @@ type PSCConnector struct {
 	// BackChannelLogout accepts PSC's back-channel logout tokens (PSC ends
 	// its session, Garde ends the matching ones).
 	BackChannelLogout bool `yaml:"back_channel_logout"`
+	// Decoupled offers the decoupled sign-in (CIBA): the clinician types
+	// their RPPS number and approves on their card reader or e-CPS app.
+	Decoupled *PSCDecoupled `yaml:"decoupled"`
+}
+
+// PSCDecoupled configures the decoupled sign-in through PSC.
+type PSCDecoupled struct {
+	// Enabled shows the form on the login page.
+	Enabled bool `yaml:"enabled"`
+	// Channels are where PSC may push the request: CARD (the card
+	// reader) and MOBILE (the e-CPS app). Empty: both.
+	Channels []string `yaml:"channels"`
+}
+
+// DecoupledChannels are the channels offered (nil when the decoupled
+// sign-in is off).
+func (c *PSCConnector) DecoupledChannels() []string {
+	if c.Decoupled == nil || !c.Decoupled.Enabled {
+		return nil
+	}
+	if len(c.Decoupled.Channels) == 0 {
+		return []string{"CARD", "MOBILE"}
+	}
+	return c.Decoupled.Channels
 }
 
 // PSCAssuranceRule is one row of the PSC assurance table.
@@ -137,6 +161,12 @@ func (v *validator) psc(p string, c *PSCConnector) {
 		v.errorf(p+".acr_values", "%q has leading or trailing spaces; expected e.g. eidas1", c.ACRValues)
 	}
 	v.pscAssurance(p+".assurance", c.Assurance)
+	if c.Decoupled != nil {
+		for i, ch := range c.Decoupled.Channels {
+			v.enum(index(p+".decoupled.channels", i), ch, "PSC decoupled sign-in channel", "CARD", "MOBILE")
+		}
+		v.duplicates(p+".decoupled.channels", c.Decoupled.Channels, "channel")
+	}
 }
 
 func (v *validator) pscURL(path, raw string) {
