@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	crewjam "github.com/crewjam/saml"
 	"golang.org/x/oauth2"
@@ -63,7 +64,8 @@ func TestPolicies(t *testing.T) {
 	card := pki.IssueCard(t, testutil.CPSCard{IDNat: jdupont.NationalID, Given: "JEANNE", Family: "DUPONT", Title: "Médecin"})
 	sink := newAlertSink(t)
 	samlSP := newTestSP(t, spOptions{binding: crewjam.HTTPRedirectBinding})
-	extra := samlConfig(t, map[*testSP]string{samlSP: "      sign: both\n"}) + fmt.Sprintf(`alerts:
+	emergencySP := newTestSP(t, spOptions{binding: crewjam.HTTPRedirectBinding})
+	extra := samlConfig(t, map[*testSP]string{samlSP: "      sign: both\n", emergencySP: "      sign: both\n"}) + fmt.Sprintf(`alerts:
   webhook_url: %s/alert
   webhook_secret: %s
 policies:
@@ -86,7 +88,11 @@ policies:
       methods: [password, passkey, key]
     - id: %q
       min_level: high
-`, sink.srv.URL, alertSecret, samlSP.id)
+    # A SAML patient record: physicians only, emergency access allowed.
+    - id: %q
+      allow: {groups: [medecins]}
+      emergency: {allowed: true, per_person_per_day: 5}
+`, sink.srv.URL, alertSecret, samlSP.id, emergencySP.id)
 	clients := `  - id: pharmacie
     name: Pharmacie
     secret: pharmacie-secret-0123456789abcdef0123
@@ -94,6 +100,7 @@ policies:
 `
 	g := startGardeWith(t, gardeOptions{backend: embedded, extraConnectors: cardConnectorYAML(pki, ""), extraConfig: extra, extraClients: clients})
 	samlSP.trustGarde(g)
+	emergencySP.trustGarde(g)
 	patients := g.newRP(t, appID, appSecret, appRedirect)
 	labo := g.newRP(t, labID, labSecret, labRedirect)
 
@@ -172,6 +179,29 @@ policies:
 		p = br2.login(br2.get(a.url), pmartin.Username, pmartin.Password)
 		if p.status != http.StatusForbidden || strings.Contains(p.body, `name="justification"`) {
 			t.Errorf("second emergency of the day: %d, want a refusal without the declaration form", p.status)
+		}
+	})
+
+	t.Run("emergency access to a SAML application", func(t *testing.T) {
+		br := g.newBrowser(t)
+		p := br.login(br.get(emergencySP.srv.URL+"/app"), pmartin.Username, pmartin.Password)
+		if p.status != http.StatusForbidden || !strings.Contains(p.body, `name="justification"`) {
+			t.Fatalf("nurse on the SAML patient record: %d, want the emergency page:\n%s", p.status, truncate(p.body))
+		}
+		action, form := p.form(t)
+		form.Set("reason", "centre_15")
+		form.Set("justification", "Régulation : patient transféré depuis le SAMU")
+		app := br.postSAML(br.post(action, form, g.issuer))
+		if app.status != http.StatusOK || !strings.Contains(app.body, "SP application") {
+			t.Fatalf("SAML emergency access: %d\n%s", app.status, truncate(app.body))
+		}
+		if !strings.Contains(app.body, "accessMode=centre_15") {
+			t.Errorf("the assertion does not carry the access mode:\n%s", app.body)
+		}
+		// The SAML application that does not allow emergencies is not
+		// opened by it.
+		if p := br.get(samlSP.srv.URL + "/app"); strings.Contains(p.body, "SP application") {
+			t.Error("an emergency access opened another SAML application")
 		}
 	})
 
@@ -296,4 +326,55 @@ func regexAttr(body, pattern string) string {
 		return ""
 	}
 	return htmlUnescape(m[1])
+}
+
+// An application's session lifetime: a session older than the
+// application allows is asked to sign in again there, while the
+// applications that allow it still ride the SSO session.
+func TestPolicySessionLifetime(t *testing.T) {
+	// Garde's clock starts in the past and is moved forward by the test;
+	// fosite reads the real time, and an auth_time ahead of it would be
+	// refused.
+	clock := testutil.NewClock(time.Now().Add(-time.Hour))
+	g := startGardeWith(t, gardeOptions{backend: embedded, clock: clock.Now, extraConfig: `policies:
+  applications:
+    - id: labo
+      session: {lifetime: 10m, idle: 5m}
+`})
+	patients := g.newRP(t, appID, appSecret, appRedirect)
+	labo := g.newRP(t, labID, labSecret, labRedirect)
+	br := g.newBrowser(t)
+	u := testutil.SlapdJDupont
+	code, a := signIn(t, g, br, patients, u)
+	if _, err := patients.exchange(code, a); err != nil {
+		t.Fatal(err)
+	}
+	// Within the lab's bounds: SSO.
+	clock.Advance(4 * time.Minute)
+	a = labo.authURL()
+	if _, err := labo.exchange(labo.code(br.get(a.url), a, g.issuer), a); err != nil {
+		t.Fatalf("SSO within the lab's lifetime: %v", err)
+	}
+	// Past the lab's absolute lifetime (10 min since sign-in), though the
+	// session itself lives 4 h: the lab asks for a sign-in again.
+	clock.Advance(7 * time.Minute)
+	a = labo.authURL()
+	p := br.get(a.url)
+	if !strings.Contains(p.body, `name="password"`) {
+		t.Fatalf("the lab after 11 minutes: %d, want the login page:\n%s", p.status, truncate(p.body))
+	}
+	// The patient record has no such bound: still SSO.
+	a2 := patients.authURL()
+	if _, err := patients.exchange(patients.code(br.get(a2.url), a2, g.issuer), a2); err != nil {
+		t.Fatalf("SSO to the patient record: %v", err)
+	}
+	// Signing in again satisfies the lab, and its token says the new
+	// authentication time.
+	toks, err := labo.exchange(labo.code(br.login(p, u.Username, u.Password), a, g.issuer), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Unix(toks.claim.AuthTime, 0); clock.Now().Sub(got) > time.Minute {
+		t.Errorf("auth_time %v, want the new sign-in (%v)", got, clock.Now())
+	}
 }
