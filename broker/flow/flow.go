@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -183,4 +184,51 @@ func (e *Engine) loadFlow(ctx context.Context, id, binding string) (*record, []b
 		return nil, nil, ErrFlowNotFound
 	}
 	return &rec, b, nil
+}
+
+// formStep is a page of the flow that shows a form (GET) and takes it back
+// (POST): the link with a local password, the emergency declaration.
+type formStep struct {
+	state string // the flow state the page belongs to
+	step  string // the step name bound into the form's MAC
+	csrf  string // the CSRF token's purpose prefix
+}
+
+// open reads the flow of a formStep request, for this browser and in the
+// step's state. On a POST it also checks the form's MAC and CSRF token.
+// It answers the request itself (an error page) and returns ok false when
+// anything does not hold.
+func (e *Engine) openFormStep(w http.ResponseWriter, r *http.Request, fs formStep) (rec *record, raw []byte, binding string, posted, ok bool) {
+	binding, _ = e.cookies.Get(r, CookieBinding)
+	id := r.URL.Query().Get("flow")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil {
+			e.errorPage(w, r, http.StatusBadRequest, "invalid_request", err)
+			return nil, nil, "", false, false
+		}
+		id, posted = r.PostForm.Get("flow_id"), true
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		e.errorPage(w, r, http.StatusMethodNotAllowed, "invalid_request", nil)
+		return nil, nil, "", false, false
+	}
+	rec, raw, err := e.loadFlow(r.Context(), id, binding)
+	if err != nil || rec.State != fs.state {
+		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", err)
+		return nil, nil, "", false, false
+	}
+	if posted {
+		if !e.checkMAC(rec.ID, fs.step, r.PostForm.Get("step")) {
+			e.errorPage(w, r, http.StatusBadRequest, "flow_expired", ErrBadStep)
+			return nil, nil, "", false, false
+		}
+		if !e.csrf.Verify(binding, fs.csrf+rec.ID, r.PostForm.Get("csrf_token")) {
+			e.errorPage(w, r, http.StatusForbidden, "csrf_failed", nil)
+			return nil, nil, "", false, false
+		}
+	}
+	return rec, raw, binding, posted, true
 }

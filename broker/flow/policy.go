@@ -266,37 +266,16 @@ func (e *Engine) registerEmergency(mux *http.ServeMux, h func(http.HandlerFunc) 
 
 func (e *Engine) emergencyPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	binding, _ := e.cookies.Get(r, CookieBinding)
-	id := r.URL.Query().Get("flow")
-	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		if err := r.ParseForm(); err != nil {
-			e.errorPage(w, r, http.StatusBadRequest, "invalid_request", err)
-			return
-		}
-		id = r.PostForm.Get("flow_id")
-	}
-	rec, raw, err := e.loadFlow(ctx, id, binding)
-	if err != nil || rec.State != stateEmergency || rec.Emergency == nil {
-		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", err)
+	rec, raw, binding, posted, ok := e.openFormStep(w, r, formStep{state: stateEmergency, step: stepEmergency, csrf: "emergency:"})
+	if !ok {
 		return
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
+	if rec.Emergency == nil {
+		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", ErrFlowNotFound)
+		return
+	}
+	if !posted {
 		e.renderEmergency(w, r, http.StatusForbidden, rec, binding, "", "", "")
-		return
-	case http.MethodPost:
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		e.errorPage(w, r, http.StatusMethodNotAllowed, "invalid_request", nil)
-		return
-	}
-	if !e.checkMAC(rec.ID, stepEmergency, r.PostForm.Get("step")) {
-		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", ErrBadStep)
-		return
-	}
-	if !e.csrf.Verify(binding, "emergency:"+rec.ID, r.PostForm.Get("csrf_token")) {
-		e.errorPage(w, r, http.StatusForbidden, "csrf_failed", nil)
 		return
 	}
 	reason := r.PostForm.Get("reason")

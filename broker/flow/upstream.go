@@ -366,39 +366,16 @@ func (e *Engine) upstreamFailed(w http.ResponseWriter, r *http.Request, rec *rec
 
 func (e *Engine) linkPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	binding, _ := e.cookies.Get(r, CookieBinding)
-	var id string
-	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		if err := r.ParseForm(); err != nil {
-			e.errorPage(w, r, http.StatusBadRequest, "invalid_request", err)
-			return
-		}
-		id = r.PostForm.Get("flow_id")
-	} else {
-		id = r.URL.Query().Get("flow")
-	}
-	rec, raw, err := e.loadFlow(ctx, id, binding)
-	if err != nil || rec.State != stateLink || rec.Pending == nil {
-		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", err)
+	rec, raw, binding, posted, ok := e.openFormStep(w, r, formStep{state: stateLink, step: stepLink, csrf: "link:"})
+	if !ok {
 		return
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
+	if rec.Pending == nil {
+		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", ErrFlowNotFound)
+		return
+	}
+	if !posted {
 		e.renderLink(w, r, http.StatusOK, rec, binding, "", "")
-		return
-	case http.MethodPost:
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		e.errorPage(w, r, http.StatusMethodNotAllowed, "invalid_request", nil)
-		return
-	}
-	if !e.checkMAC(rec.ID, stepLink, r.PostForm.Get("step")) {
-		e.errorPage(w, r, http.StatusBadRequest, "flow_expired", ErrBadStep)
-		return
-	}
-	if !e.csrf.Verify(binding, "link:"+rec.ID, r.PostForm.Get("csrf_token")) {
-		e.errorPage(w, r, http.StatusForbidden, "csrf_failed", nil)
 		return
 	}
 	username := strings.TrimSpace(r.PostForm.Get("username"))
