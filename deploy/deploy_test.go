@@ -4,11 +4,19 @@
 package deploy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/garde-sso/garde/cmd/garde/config"
 )
@@ -24,6 +32,7 @@ var env = map[string]string{
 	"GARDE_PG_PASSWORD":      "pg-password-from-the-vault",
 	"GARDE_REDIS_PASSWORD":   "redis-password-from-the-vault",
 	"GARDE_AD_BIND_PASSWORD": "ad-service-account-password",
+	"GARDE_ALERT_SECRET":     "alert-webhook-secret-from-the-vault-0123456789",
 	// garde.compose.yaml
 	"POSTGRES_PASSWORD": "garde-demo-postgres",
 	"REDIS_PASSWORD":    "garde-demo-redis",
@@ -34,8 +43,9 @@ func TestExampleConfigParses(t *testing.T) {
 	for _, w := range cfg.Warnings {
 		t.Errorf("garde.example.yaml gives a warning: %s", w)
 	}
-	if len(cfg.Connectors) != 2 || len(cfg.Clients) != 2 {
-		t.Errorf("got %d connectors and %d clients, want 2 and 2", len(cfg.Connectors), len(cfg.Clients))
+	if len(cfg.Connectors) != 4 || len(cfg.Clients) != 2 || len(cfg.Policies.Applications) != 2 || !cfg.Admin.Enabled() {
+		t.Errorf("got %d connectors, %d clients, %d application policies, console %v; want 4, 2, 2, on",
+			len(cfg.Connectors), len(cfg.Clients), len(cfg.Policies.Applications), cfg.Admin.Enabled())
 	}
 }
 
@@ -64,7 +74,12 @@ func parse(t *testing.T, name string) *config.Config {
 		if err := os.MkdirAll(filepath.Dir(local), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(local, []byte("placeholder\n"), 0o600); err != nil {
+		content := []byte("placeholder\n")
+		if strings.Contains(p, "igc-sante") {
+			// The card connector reads its anchors when the file loads.
+			content = testCAPEM(t)
+		}
+		if err := os.WriteFile(local, content, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return local
@@ -82,4 +97,22 @@ func parse(t *testing.T, name string) *config.Config {
 		t.Fatalf("%s is not valid:\n%v", name, err)
 	}
 	return cfg
+}
+
+// testCAPEM is a self-signed CA certificate, standing for an IGC-Santé
+// bundle.
+func testCAPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "AC RACINE IGC-SANTE TEST"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
