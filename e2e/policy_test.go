@@ -378,3 +378,44 @@ func TestPolicySessionLifetime(t *testing.T) {
 		t.Errorf("auth_time %v, want the new sign-in (%v)", got, clock.Now())
 	}
 }
+
+// An emergency lifts who may enter, never how strongly: a nurse with a
+// password session on an application requiring the card reaches it with
+// the card first, then may declare the emergency.
+func TestEmergencyNeedsTheFloorFirst(t *testing.T) {
+	pki := testutil.NewCPSPKI(t)
+	pmartin := testutil.SlapdPMartin
+	card := pki.IssueCard(t, testutil.CPSCard{IDNat: pmartin.NationalID, Given: "PAUL", Family: "MARTIN", Title: "Infirmier"})
+	g := startGardeWith(t, gardeOptions{backend: embedded, extraConnectors: cardConnectorYAML(pki, ""), extraConfig: `policies:
+  applications:
+    - id: patients
+      min_level: high
+      allow: {groups: [medecins]}
+      emergency: {allowed: true}
+`})
+	patients := g.newRP(t, appID, appSecret, appRedirect)
+	br := g.cardBrowser(t, &card)
+	a := patients.authURL()
+	p := br.login(br.get(a.url), pmartin.Username, pmartin.Password)
+	// First the card (the floor), not the declaration.
+	if strings.Contains(p.body, `name="justification"`) || !strings.Contains(p.body, `id="signin-card-0"`) || strings.Contains(p.body, `name="password"`) {
+		t.Fatalf("password session below the floor: want the card step-up first:\n%s", truncate(p.body))
+	}
+	if !strings.Contains(p.text(), "y compris pour déclarer un accès en urgence") {
+		t.Errorf("the step-up page does not say why:\n%s", truncate(p.body))
+	}
+	p = br.get(methodURL(t, p, "card"))
+	if p.status != http.StatusForbidden || !strings.Contains(p.body, `name="justification"`) {
+		t.Fatalf("after the card: %d, want the emergency declaration:\n%s", p.status, truncate(p.body))
+	}
+	action, form := p.form(t)
+	form.Set("reason", "bris_de_glace")
+	form.Set("justification", "Arrêt cardiaque en salle 12, médecin absent")
+	toks, err := patients.exchange(patients.code(br.post(action, form, g.issuer), a, g.issuer), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := jwtClaims(t, toks.raw); c["access_mode"] != "bris_de_glace" || toks.claim.ACR != assurance.ACRHigh || toks.claim.Sub != "ad:"+pmartin.GUID {
+		t.Errorf("emergency after the card: claims %v, acr %s", c, toks.claim.ACR)
+	}
+}

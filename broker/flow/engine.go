@@ -251,7 +251,7 @@ func (e *Engine) Authorize(w http.ResponseWriter, r *http.Request, req Request) 
 				return Result{}, e.denied(r, s, req, d)
 			case req.Passive:
 				return Result{}, ErrLoginRequired
-			case d.Outcome == policies.EmergencyEligible:
+			case d.Outcome == policies.EmergencyEligible && !needsStepUpFirst(d):
 				rec := e.newFlow(w, r, req)
 				redirect, err := e.toEmergency(ctx, rec, nil, s, d)
 				if err != nil {
@@ -511,15 +511,18 @@ func (e *Engine) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 	// an emergency declaration happens here, inside the flow, whatever
 	// the protocol. A refusal is left to Resume, which answers the
 	// application with its protocol's error.
-	switch d := e.decide(ctx, r, s, rec.Request); d.Outcome {
-	case policies.StepUp:
+	switch d := e.decide(ctx, r, s, rec.Request); {
+	case d.Outcome == policies.StepUp || needsStepUpFirst(d):
+		// Below the floor (an emergency too must reach it first): ask
+		// for what is missing, unless that very step-up was just offered
+		// and not met, which the hand-over then refuses.
 		if rec.StepUp == nil || rec.StepUp.Level != int(d.Level) || !slices.Equal(rec.StepUp.Methods, d.Methods) {
 			redirect, err := e.toStepUp(ctx, rec, raw, s, d, rec.Request)
 			if err != nil || redirect != "" {
 				return redirect, err
 			}
 		}
-	case policies.EmergencyEligible:
+	case d.Outcome == policies.EmergencyEligible:
 		return e.toEmergency(ctx, rec, raw, s, d)
 	}
 	rec.State = stateAuthenticated

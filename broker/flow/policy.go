@@ -194,7 +194,10 @@ var phishingResistantMethods = []string{policies.MethodCard, policies.MethodKey,
 func (e *Engine) toStepUp(ctx context.Context, rec *record, raw []byte, s *session.Session, d policies.Decision, req Request) (string, error) {
 	level := max(d.Level, e.requiredLevel(req))
 	methods := d.Methods
-	if d.Outcome != policies.StepUp {
+	if d.Outcome == policies.Allow {
+		// Allowed by the policy but below the hospital's key requirement
+		// or a phishing-resistant need: what this deployment offers that
+		// gets there.
 		methods = nil
 		for _, m := range e.offered() {
 			if policies.MaxLevel(m) >= level {
@@ -227,6 +230,12 @@ func (e *Engine) toStepUp(ctx context.Context, rec *record, raw []byte, s *sessi
 		}
 	}
 	msgFR, msgEN := d.MessageFR, d.MessageEN
+	if d.Outcome == policies.EmergencyEligible {
+		// The policy's message says why the person may not enter; what
+		// they must do first is authenticate more strongly.
+		msgFR, msgEN = "Cette application demande une authentification plus forte, y compris pour déclarer un accès en urgence.",
+			"This application requires a stronger authentication, also to declare an emergency access."
+	}
 	if msgFR == "" {
 		msgFR, msgEN = "Cette application demande une authentification plus forte.", "This application requires a stronger authentication."
 	}
@@ -242,6 +251,13 @@ func (e *Engine) toStepUp(ctx context.Context, rec *record, raw []byte, s *sessi
 // method, except in a step-up, which accepts only the methods it named.
 func (rec *record) methodAllowed(method string) bool {
 	return rec.StepUp == nil || slices.Contains(rec.StepUp.Methods, method)
+}
+
+// needsStepUpFirst reports whether an emergency-eligible person must first
+// reach the application's floor: an emergency lifts who may enter, never
+// how strongly they signed in.
+func needsStepUpFirst(d policies.Decision) bool {
+	return d.Outcome == policies.EmergencyEligible && len(d.Methods) > 0
 }
 
 // toEmergency parks the flow on the emergency declaration page.
