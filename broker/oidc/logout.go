@@ -160,10 +160,11 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 		}
 		next = u.String()
 	}
-	// A session opened by an upstream provider (Pro Santé Connect) ends
-	// there too, or the next application would sign the person straight
-	// back in through the provider's session; the provider then sends
-	// the browser on to next.
+	// The session ends elsewhere too (upstreamLogout, wired by the app):
+	// its SAML applications get a LogoutRequest each, and a session
+	// opened through an upstream provider (Pro Santé Connect) ends there,
+	// or the next application would sign the person straight back in
+	// through the provider's session; the browser then goes on to next.
 	if ended != nil && p.upstreamLogout != nil {
 		dest, err := p.upstreamLogout(ctx, ended, next)
 		if err != nil {
