@@ -569,13 +569,11 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 	v := &view{Lang: lang, Langs: langLinks(req, lang, r.cat), CSS: r.css, Icon: r.icon, cat: r.cat, loc: r.loc}
 	switch page {
 	case PageLogin:
-		p, ok := deref[LoginPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[LoginPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
-		if p.Error != "" {
-			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
-		}
+		v.Text.Error = r.message(lang, p.Error)
 		if p.StepUp != nil {
 			v.Text.Notice = p.StepUp.In(lang)
 		}
@@ -584,76 +582,68 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 		}
 		v.Page = p
 	case PageLink:
-		p, ok := deref[LinkPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[LinkPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
-		if p.Error != "" {
-			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
-		}
+		v.Text.Error = r.message(lang, p.Error)
 		v.Page = p
 	case PageDecoupled:
-		p, ok := deref[DecoupledPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[DecoupledPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
 		v.Page = p
 	case PageEmergency:
-		p, ok := deref[EmergencyPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[EmergencyPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
-		if p.Error != "" {
-			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
-		}
+		v.Text.Error = r.message(lang, p.Error)
 		v.Text.Notice = p.Denial.In(lang)
 		v.Page = p
 	case PageSecondFactor:
-		p, ok := deref[SecondFactorPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[SecondFactorPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
-		if p.Error != "" {
-			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
-		}
+		v.Text.Error = r.message(lang, p.Error)
 		v.Script = r.js
 		v.Page = p
 	case PageKeys:
-		p, ok := deref[KeysPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[KeysPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
-		if p.Error != "" {
-			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
-		}
+		v.Text.Error = r.message(lang, p.Error)
 		switch p.Message {
 		case "":
 		case MsgEnrollmentGrace:
 			v.Text.Notice = r.cat.text(lang, p.Message)
 		default:
-			v.Text.Message = r.cat.text(lang, r.knownKey(p.Message))
+			v.Text.Message = r.message(lang, p.Message)
 		}
 		if !p.CanEnroll {
 			hint := p.EnrollHint
 			if hint == "" {
 				hint = MsgEnrollmentNotAllowed
 			}
-			v.Text.Hint = r.cat.text(lang, r.knownKey(hint))
+			v.Text.Hint = r.message(lang, hint)
 		} else {
 			v.Script = r.js
 		}
 		v.Wide = true
 		v.Page = p
 	case PageKeyRemoveConfirm:
-		p, ok := deref[KeyRemoveConfirmPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[KeyRemoveConfirmPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
 		v.Page = p
 	case PageError, PageThrottled, PageUnavailable:
-		p, ok := deref[ErrorPage](data)
-		if !ok && data != nil {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[ErrorPage](page, data, true)
+		if err != nil {
+			return nil, err
 		}
 		if p.MessageKey == "" {
 			p.MessageKey = map[string]string{PageThrottled: MsgThrottled, PageUnavailable: MsgDirectoryUnavailable}[page]
@@ -661,38 +651,34 @@ func (r *Renderer) execute(req *http.Request, lang, page string, data any) ([]by
 		v.Text = r.errorTexts(lang, p)
 		v.Page = p
 	case PageLogoutConfirm:
-		p, ok := deref[LogoutConfirmPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[LogoutConfirmPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
 		v.Page = p
 	case PageSAMLPost:
-		p, ok := deref[SAMLPostPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[SAMLPostPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
 		v.Script = r.samlJS
 		v.Page = p
 	case PageLoggedOut:
-		p, ok := deref[LoggedOutPage](data)
-		if !ok && data != nil {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[LoggedOutPage](page, data, true)
+		if err != nil {
+			return nil, err
 		}
 		v.Page = p
 	default:
 		if !isAdminPage(page) {
 			break
 		}
-		p, ok := deref[AdminPage](data)
-		if !ok {
-			return nil, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+		p, err := viewOf[AdminPage](page, data, false)
+		if err != nil {
+			return nil, err
 		}
-		if p.Error != "" {
-			v.Text.Error = r.cat.text(lang, r.knownKey(p.Error))
-		}
-		if p.Message != "" {
-			v.Text.Message = r.cat.text(lang, r.knownKey(p.Message), p.MessageArgs...)
-		}
+		v.Text.Error = r.message(lang, p.Error)
+		v.Text.Message = r.message(lang, p.Message, p.MessageArgs...)
 		v.Wide = true
 		v.Page = p
 	}
@@ -745,6 +731,24 @@ func (r *Renderer) knownKey(key string) string {
 }
 
 // deref accepts a T or a non-nil *T.
+// viewOf returns data as the view model T of page (a T or a non-nil *T);
+// optional pages also take no data at all (the zero T).
+func viewOf[T any](page string, data any, optional bool) (T, error) {
+	p, ok := deref[T](data)
+	if !ok && !(optional && data == nil) {
+		return p, fmt.Errorf("%s: %w %T", page, errWrongData, data)
+	}
+	return p, nil
+}
+
+// message is the text of a message key in lang, "" for no key.
+func (r *Renderer) message(lang, key string, args ...any) string {
+	if key == "" {
+		return ""
+	}
+	return r.cat.text(lang, r.knownKey(key), args...)
+}
+
 func deref[T any](data any) (T, bool) {
 	switch d := data.(type) {
 	case T:
