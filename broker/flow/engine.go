@@ -668,11 +668,8 @@ func describe(err error) string {
 // synced passkeys included), a smart card, or a hardware key upstream. A
 // software key upstream (PSC's e-CPS app) is not enough.
 func PhishingResistant(method string, amr []string) bool {
-	switch method {
-	case "key", "passkey", "card":
-		return true
-	}
-	return slices.Contains(amr, assurance.AMRHardwareKey) || slices.Contains(amr, assurance.AMRSmartCard)
+	return slices.Contains(phishingResistantMethods, method) ||
+		slices.Contains(amr, assurance.AMRHardwareKey) || slices.Contains(amr, assurance.AMRSmartCard)
 }
 
 // sessionMethod names a completed sign-in in the vocabulary policies use:

@@ -193,22 +193,22 @@ var phishingResistantMethods = []string{policies.MethodCard, policies.MethodKey,
 // offers can satisfy the request.
 func (e *Engine) toStepUp(ctx context.Context, rec *record, raw []byte, s *session.Session, d policies.Decision, req Request) (string, error) {
 	level := max(d.Level, e.requiredLevel(req))
+	offered := e.offered()
 	methods := d.Methods
 	if d.Outcome == policies.Allow {
 		// Allowed by the policy but below the hospital's key requirement
 		// or a phishing-resistant need: what this deployment offers that
 		// gets there.
 		methods = nil
-		for _, m := range e.offered() {
+		for _, m := range offered {
 			if policies.MaxLevel(m) >= level {
 				methods = append(methods, m)
 			}
 		}
 	}
-	if req.PhishingResistant {
-		methods = slices.DeleteFunc(slices.Clone(methods), func(m string) bool { return !slices.Contains(phishingResistantMethods, m) })
-	}
-	methods = slices.DeleteFunc(slices.Clone(methods), func(m string) bool { return !slices.Contains(e.offered(), m) })
+	methods = slices.DeleteFunc(slices.Clone(methods), func(m string) bool {
+		return !slices.Contains(offered, m) || (req.PhishingResistant && !slices.Contains(phishingResistantMethods, m))
+	})
 	if len(methods) == 0 {
 		return "", nil
 	}

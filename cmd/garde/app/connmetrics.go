@@ -30,10 +30,7 @@ type timedPassword struct {
 }
 
 func (t timedPassword) Login(ctx context.Context, username, password string) (connectors.Identity, error) {
-	start := time.Now()
-	id, err := t.inner.Login(ctx, username, password)
-	t.m.connCall(t.id, "login", start, err)
-	return id, err
+	return t.timed("login", func() (connectors.Identity, error) { return t.inner.Login(ctx, username, password) })
 }
 
 func (t timedPassword) Lookup(ctx context.Context, subject string) (connectors.Identity, error) {
@@ -41,10 +38,7 @@ func (t timedPassword) Lookup(ctx context.Context, subject string) (connectors.I
 	if !ok {
 		return connectors.Identity{}, connectors.ErrUnknownSubject
 	}
-	start := time.Now()
-	id, err := l.Lookup(ctx, subject)
-	t.m.connCall(t.id, "lookup", start, err)
-	return id, err
+	return t.timed("lookup", func() (connectors.Identity, error) { return l.Lookup(ctx, subject) })
 }
 
 func (t timedPassword) LookupNationalID(ctx context.Context, idNat string) (connectors.Identity, error) {
@@ -52,10 +46,7 @@ func (t timedPassword) LookupNationalID(ctx context.Context, idNat string) (conn
 	if !ok {
 		return connectors.Identity{}, connectors.ErrUnknownSubject
 	}
-	start := time.Now()
-	id, err := l.LookupNationalID(ctx, idNat)
-	t.m.connCall(t.id, "lookup_national_id", start, err)
-	return id, err
+	return t.timed("lookup_national_id", func() (connectors.Identity, error) { return l.LookupNationalID(ctx, idNat) })
 }
 
 func (t timedPassword) LookupUsername(ctx context.Context, username string) (connectors.Identity, error) {
@@ -63,9 +54,13 @@ func (t timedPassword) LookupUsername(ctx context.Context, username string) (con
 	if !ok {
 		return connectors.Identity{}, connectors.ErrUnknownSubject
 	}
+	return t.timed("lookup_username", func() (connectors.Identity, error) { return l.LookupUsername(ctx, username) })
+}
+
+func (t timedPassword) timed(op string, call func() (connectors.Identity, error)) (connectors.Identity, error) {
 	start := time.Now()
-	id, err := l.LookupUsername(ctx, username)
-	t.m.connCall(t.id, "lookup_username", start, err)
+	id, err := call()
+	t.m.connCall(t.id, op, start, err)
 	return id, err
 }
 
@@ -88,12 +83,12 @@ type timedTransport struct {
 func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.next.RoundTrip(r)
-	failed := err
-	if err == nil && resp.StatusCode >= 500 {
-		failed = connectors.ErrUnavailable
-	}
-	if err != nil {
+	var failed error
+	switch {
+	case err != nil:
 		failed = errors.Join(connectors.ErrUnavailable, err)
+	case resp.StatusCode >= 500:
+		failed = connectors.ErrUnavailable
 	}
 	t.m.connCall(t.connector, t.op(r), start, failed)
 	return resp, err
