@@ -3,10 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,8 @@ import (
 	"github.com/garde-sso/garde/internal/assurance"
 	"github.com/garde-sso/garde/internal/testutil"
 )
+
+var backToAppRE = regexp.MustCompile(`id="back-to-app" href="([^"]+)"`)
 
 const alertSecret = "alert-secret-0123456789abcdef0123456789"
 
@@ -254,7 +258,10 @@ policies:
 		if p.status != http.StatusForbidden || !strings.Contains(p.text(), "n'est pas accessible depuis le réseau où vous vous trouvez") {
 			t.Fatalf("zone denial: %d\n%s", p.status, truncate(p.body))
 		}
-		m := regexAttr(p.body, `id="back-to-app" href="([^"]+)"`)
+		var m string
+		if sub := backToAppRE.FindStringSubmatch(p.body); sub != nil {
+			m = html.UnescapeString(sub[1])
+		}
 		u, err := url.Parse(m)
 		if err != nil || u.Query().Get("error") != "access_denied" || u.Query().Get("state") != a.state {
 			t.Errorf("back link %q, want the application with error=access_denied", m)
@@ -318,14 +325,6 @@ policies:
 			t.Errorf("malformed claims: %d %v, want error=invalid_request", p.status, loc)
 		}
 	})
-}
-
-func regexAttr(body, pattern string) string {
-	m := regexpMust(pattern).FindStringSubmatch(body)
-	if m == nil {
-		return ""
-	}
-	return htmlUnescape(m[1])
 }
 
 // An application's session lifetime: a session older than the

@@ -11,10 +11,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"html"
 	"math/big"
 	"net"
-	"regexp"
 	"testing"
 	"time"
 
@@ -67,7 +65,3 @@ func localhostTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
 // Chromium's --ignore-certificate-errors-spki-list (which trusts it without
 // treating the page as a certificate error, so WebAuthn stays available).
 var localhostSPKI string
-
-func regexpMust(p string) *regexp.Regexp { return regexp.MustCompile(p) }
-
-func htmlUnescape(s string) string { return html.UnescapeString(s) }
