@@ -104,9 +104,6 @@ func New(o Options) *Linker {
 	return &Linker{o: o}
 }
 
-// NoMatch returns the configured no-match behaviour.
-func (l *Linker) NoMatch() string { return l.o.NoMatch }
-
 // Resolve returns the identity a card or PSC sign-in (up) gives the
 // session: the linked account's, merged with what up proved. addr is the
 // client address, for audit.

@@ -127,9 +127,6 @@ func New(o Options) (*Exporter, error) {
 	return &Exporter{o: o, notify: make(chan struct{}, 1)}, nil
 }
 
-// Name is the sink's name.
-func (x *Exporter) Name() string { return x.o.Name }
-
 // Notify tells the exporter that events were written. It never blocks: a
 // notification already pending covers this one.
 func (x *Exporter) Notify() {
