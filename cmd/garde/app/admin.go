@@ -61,6 +61,7 @@ type adminDeps struct {
 	cookies   web.CookiePolicy
 	passwords []flow.PasswordSource
 	passkeys  *passkeys.Service
+	policy    *policies.Engine
 	clock     func() time.Time
 	logger    *slog.Logger
 }
@@ -85,10 +86,7 @@ func (a *App) buildAdmin(cfg *config.Config, d adminDeps) (*admin.Console, error
 		dir.Subjects, _ = p.Connector.(connectors.LookupConnector)
 		dirs = append(dirs, dir)
 	}
-	apps, err := adminApps(cfg, d.logger)
-	if err != nil {
-		return nil, err
-	}
+	apps := adminApps(cfg, d.policy)
 	var apiClients []admin.APIClient
 	for _, c := range ac.APIClients {
 		apiClients = append(apiClients, admin.APIClient{ClientID: c.Client, Role: admin.Role(c.Role)})
@@ -130,11 +128,7 @@ func (a *App) buildAdmin(cfg *config.Config, d adminDeps) (*admin.Console, error
 
 // adminApps lists the configured applications with their effective
 // policy.
-func adminApps(cfg *config.Config, logger *slog.Logger) ([]admin.App, error) {
-	engine, err := policies.Compile(cfg.PolicyConfig(), policies.WithLogger(logger))
-	if err != nil {
-		return nil, fmt.Errorf("policies: %w", err)
-	}
+func adminApps(cfg *config.Config, engine *policies.Engine) []admin.App {
 	var out []admin.App
 	for _, c := range cfg.Clients {
 		out = append(out, admin.App{ID: c.ID, Name: c.Name, Kind: "oidc", Policy: engine.Effective(c.ID)})
@@ -147,7 +141,7 @@ func adminApps(cfg *config.Config, logger *slog.Logger) ([]admin.App, error) {
 		out = append(out, admin.App{ID: sp.EntityID, Name: name, Kind: "saml", Policy: engine.Effective(sp.EntityID)})
 	}
 	out = append(out, admin.App{ID: admin.ClientID, Name: "Garde — console d'administration", Kind: "oidc", Policy: engine.Effective(admin.ClientID)})
-	return out, nil
+	return out
 }
 
 // handlerTransport serves the console's requests to Garde's own endpoints

@@ -325,7 +325,7 @@ func Build(ctx context.Context, cfg *config.Config, o Options) (_ *App, err erro
 	}
 
 	a.admin, err = a.buildAdmin(cfg, adminDeps{master: master, sessions: sessions, pages: pages, csrf: csrf, cookies: cookies,
-		passwords: passwords, passkeys: pk, clock: o.Clock, logger: o.Logger})
+		passwords: passwords, passkeys: pk, policy: policy, clock: o.Clock, logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}
